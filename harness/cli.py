@@ -1,0 +1,196 @@
+"""The `harness` command: a thin layer over suite, spec, store, launch and report.
+
+`plan`, `status` and `report` never import torch; `run` imports it only in workers
+(or in-process with `--cluster debug`).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tabulate import tabulate
+
+from harness import HarnessError, __version__
+from harness.config import KEYS, parse_text
+from harness.spec import expand, select
+from harness.store import Store
+from harness.suite import load_suite
+
+SUITES_DIR = Path("suites")
+
+
+def resolve_suite_path(name: str) -> Path:
+    path = Path(name)
+    if not path.exists() and not path.suffix and (SUITES_DIR / f"{name}.yaml").exists():
+        return SUITES_DIR / f"{name}.yaml"
+    return path
+
+
+def parse_filters(items: list[str] | None) -> dict[str, list]:
+    filters: dict[str, list] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise HarnessError(f"--filter {item!r}: expected KEY=VALUE")
+        if key not in KEYS:
+            raise HarnessError(f"--filter {item!r}: unknown key {key!r}")
+        try:
+            filters.setdefault(key, []).extend(parse_text(key, value) for value in text.split(","))
+        except ValueError as error:
+            raise HarnessError(f"--filter {item!r}: {error}") from None
+    return filters
+
+
+def planned(args):
+    suite = load_suite(resolve_suite_path(args.suite))
+    specs = list(select(expand(suite), parse_filters(args.filter)))
+    return suite, specs, Store(args.results, suite.name)
+
+
+def warn(messages) -> None:
+    for message in messages:
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def cmd_list(args) -> None:
+    from harness.fewshot.backbones import BACKBONES
+    from harness.fewshot.datasets import DATASETS
+    from harness.fewshot.heads import HEADS
+    from harness.fewshot.methods import METHODS
+
+    for title, registry in (("datasets", DATASETS), ("methods", METHODS), ("backbones", BACKBONES), ("evaluation heads", HEADS)):
+        print(f"{title}: {', '.join(registry.names())}")
+    suites = sorted(p.as_posix() for p in SUITES_DIR.glob("*.yaml")) if SUITES_DIR.is_dir() else []
+    print(f"suites: {', '.join(suites) if suites else '(none in ./suites)'}")
+
+
+def cmd_plan(args) -> None:
+    suite, specs, store = planned(args)
+    scan = store.scan(specs)
+    warn(scan.warnings)
+    columns = ["dataset", "ways", "shots", "method", "seed"] + [a for a in suite.axes if a not in ("dataset", "ways", "shots", "method", "seed")]
+    rows = [[spec.run_id, scan.states[spec.run_id].status] + [spec.config[c] for c in columns] for spec in specs]
+    print(tabulate(rows, headers=["run_id", "status"] + columns, tablefmt="github", disable_numparse=True))
+    print(_counts_line(scan, specs))
+
+
+def _counts_line(scan, specs) -> str:
+    counts = {s: 0 for s in ("done", "failed", "running", "pending")}
+    for spec in specs:
+        counts[scan.states[spec.run_id].status] += 1
+    return f"{len(specs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+
+
+def cmd_status(args) -> None:
+    suite, specs, store = planned(args)
+    scan = store.scan(specs)
+    warn(scan.warnings)
+    print(f"{suite.name}: {_counts_line(scan, specs)}")
+    for spec in specs:
+        state = scan.states[spec.run_id]
+        if state.status == "failed":
+            error = state.record.get("error") or {}
+            message = (error.get("message") or "").strip().splitlines()
+            first = f"{error.get('type', 'Error')}: {message[0] if message else ''}"
+            print(f"  failed  {spec.run_id}  {spec.label()}\n          {first}\n          log: {state.record.get('log')}")
+        elif state.status == "running":
+            info = state.running
+            print(f"  running {spec.run_id}  {spec.label()}  (host {info.get('host')}, pid {info.get('pid')}, since {info.get('started')})")
+    if scan.unplanned:
+        print(f"  ({scan.unplanned} records in {store.dir} belong to runs no longer in this plan)")
+
+
+def cmd_run(args) -> None:
+    from harness.launch import launch
+
+    suite, specs, store = planned(args)
+    scan = store.scan(specs)
+    warn(scan.warnings)
+    wanted = {"pending"} | ({"failed"} if args.retry_failed else set())
+    if args.force:
+        wanted |= {"done", "failed"}
+    todo = [spec for spec in specs if scan.states[spec.run_id].status in wanted]
+    skipped = len(specs) - len(todo)
+    print(f"{suite.name}: {len(todo)} to run, {skipped} skipped ({_counts_line(scan, specs)})")
+    if not todo:
+        print("nothing to run.")
+    else:
+        result = launch(todo, store, args.cluster, suite.resources, args.max_parallel, progress=not args.quiet)
+        if args.cluster == "slurm":
+            print(f"submitted {len(result.job_ids)} jobs: {', '.join(map(str, result.job_ids))}")
+            print(f"submitit folder: {result.folder}")
+            return
+        for run_id, why in result.crashed.items():
+            print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
+    if args.cluster != "slurm":
+        _write_report(suite, store, "markdown", None, echo=True)
+
+
+def _write_report(suite, store, fmt: str, out: str | None, echo: bool) -> None:
+    from harness.report import build
+
+    text, warnings = build(suite, store, fmt)
+    warn(warnings)
+    paths = {store.dir / ("REPORT.md" if fmt == "markdown" else "report.csv")}
+    if out:
+        paths.add(Path(out))
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    if echo:
+        print(text, end="")
+
+
+def cmd_report(args) -> None:
+    suite, _, store = planned(args)
+    _write_report(suite, store, args.format, args.out, echo=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Reproduce ML papers' benchmark tables from YAML suites.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument("--results", default=None, help="results folder (default: $HARNESS_RESULTS or ./results)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("list", help="datasets, methods, backbones, heads and suites known").set_defaults(func=cmd_list)
+
+    def suite_command(name, func, help_text):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("suite", help="suite file, or the name of one in ./suites")
+        sub.add_argument("--filter", action="append", metavar="KEY=VALUE[,VALUE]", help="keep runs whose config matches (repeatable)")
+        sub.set_defaults(func=func)
+        return sub
+
+    suite_command("plan", cmd_plan, "the expanded grid, one row per run, with status")
+    run = suite_command("run", cmd_run, "run every pending run")
+    run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local")
+    run.add_argument("--max-parallel", type=int, default=None, metavar="N", help="runs at once (local default: cores / cpus per run)")
+    run.add_argument("--force", action="store_true", help="rerun finished runs too")
+    run.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    suite_command("status", cmd_status, "done / failed / running / pending counts, failures with their error")
+    report = suite_command("report", cmd_report, "tables of accuracy with intervals vs reported numbers")
+    report.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    report.add_argument("--out", default=None, help="also write the report here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "max_parallel", None) is not None and args.max_parallel < 1:
+        print("harness: error: --max-parallel must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        args.func(args)
+    except HarnessError as error:
+        print(f"harness: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""Few-shot backbones, one module each; the module name is the registered name."""
+from harness.registry import Registry
+
+BACKBONES = Registry("backbone", __name__)
+register = BACKBONES.register

@@ -1,0 +1,5 @@
+"""Few-shot datasets, one module each; the module name is the registered name."""
+from harness.registry import Registry
+
+DATASETS = Registry("dataset", __name__)
+register = DATASETS.register

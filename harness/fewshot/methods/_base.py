@@ -1,0 +1,34 @@
+"""What a few-shot method is: a backbone plus a loss on one training task."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class FewShotMethod(nn.Module):
+    """Subclasses define ``task_loss``; evaluation uses frozen backbone features and a head.
+
+    A training task is ``images`` (ways * per_class, C, H, W), class-major (the first
+    per_class images are the task's class 0, and so on), ``classes`` (ways,) the
+    train-split class ids of those classes, and ``shots``: the first ``shots`` images of
+    each class are its support set, the rest its queries.
+    """
+
+    eval_head = "logreg"  # the evaluation head used when the config names none
+
+    def __init__(self, backbone: nn.Module, config: dict, num_train_classes: int):
+        super().__init__()
+        self.backbone = backbone
+        self.config = config
+        self.num_train_classes = num_train_classes
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        return self.backbone(images)
+
+    def task_loss(self, images: torch.Tensor, classes: torch.Tensor, shots: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (mean loss, accuracy in [0, 1]) of one training task."""
+        raise NotImplementedError
+
+
+def class_major_labels(ways: int, per_class: int, device) -> torch.Tensor:
+    return torch.arange(ways, device=device).repeat_interleave(per_class)
