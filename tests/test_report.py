@@ -1,0 +1,73 @@
+"""The report: numbers computed from records by hand and by scipy, the agreement verdict, damage tolerance."""
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from harness.report import build, collect, summarize
+from harness.spec import expand
+from harness.store import Store
+from harness.suite import load_suite
+
+from conftest import TINY_SUITE, write_suite
+from test_store import fake_record
+
+TWO_SEEDS = TINY_SUITE.replace("seed: [0]", "seed: [0, 1, 2]")
+
+
+@pytest.fixture
+def filled(tmp_path):
+    suite = load_suite(write_suite(tmp_path, TWO_SEEDS))
+    store = Store(tmp_path / "results", suite.name)
+    rng = np.random.default_rng(0)
+    episodes = {}
+    for spec in expand(suite):
+        if spec.config["method"] == "protonet":
+            episodes[spec.config["seed"]] = rng.normal(89.0, 6.0, size=40)
+            store.write_record(fake_record(spec, accuracies=episodes[spec.config["seed"]].tolist()))
+    return suite, store, episodes
+
+
+def test_cells_match_scipy(filled):
+    suite, store, episodes = filled
+    runs, _ = collect(suite, store)
+    cells = summarize(suite, runs)
+    assert len(cells) == 1  # mtl has no records: no row
+    cell = cells.iloc[0]
+    seed_means = [episodes[s].mean() for s in (0, 1, 2)]
+    assert cell["accuracy"] == pytest.approx(np.mean(seed_means))
+    low, high = scipy_stats.t.interval(0.95, 2, loc=np.mean(seed_means), scale=scipy_stats.sem(seed_means))
+    assert cell["ci95"] == pytest.approx((high - low) / 2)
+    for (seed, mean, half) in cell["per_seed"]:
+        low, high = scipy_stats.t.interval(0.95, 39, loc=episodes[seed].mean(), scale=scipy_stats.sem(episodes[seed]))
+        assert mean == pytest.approx(episodes[seed].mean()) and half == pytest.approx((high - low) / 2)
+    # reported 90.0 +- 1.0 (ci95 over 600 episodes)
+    se_reported = 1.0 / scipy_stats.t.ppf(0.975, 599)
+    bound = 1.959963984540054 * math.sqrt(scipy_stats.sem(seed_means) ** 2 + se_reported ** 2)
+    assert cell["diff"] == pytest.approx(np.mean(seed_means) - 90.0)
+    assert cell["bound"] == pytest.approx(bound)
+    assert cell["agrees"] == (abs(np.mean(seed_means) - 90.0) <= bound)
+    assert (cell["seeds"], cell["episodes"]) == (3, 40)
+
+
+def test_markdown_and_csv(filled):
+    suite, store, episodes = filled
+    text, warnings = build(suite, store, "markdown")
+    assert warnings == []
+    assert "| omniglot" in text and "90.00 ± 1.00 (ci95) [1]" in text
+    assert "Agreement rule" in text and "1.96" in text and "[1] test paper, Table 1" in text
+    assert "Runs: 3 done, 0 failed, 0 running, 3 pending" in text
+    csv, _ = build(suite, store, "csv")
+    header, row = csv.strip().splitlines()
+    assert header.startswith("dataset,ways,shots,method") and "agrees" in header and row.startswith("omniglot,5,1,protonet")
+
+
+def test_damaged_files_are_warnings_in_the_report(filled):
+    suite, store, _ = filled
+    victim = next(store.dir.glob("*/record.json"))
+    victim.write_text(victim.read_text()[:50])
+    (store.dir / "stray.bin").write_bytes(b"\x00\x01")
+    text, warnings = build(suite, store, "markdown")
+    assert len(warnings) == 2 and any(str(victim) in w for w in warnings)
+    assert "2 done" in text and "## Warnings" in text

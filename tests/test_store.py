@@ -1,0 +1,86 @@
+"""The results store: atomic records, trust only matching records, warnings for damage."""
+import json
+import os
+
+import pytest
+
+from harness.spec import expand
+from harness.store import Store, write_json_atomic
+from harness.suite import load_suite
+
+
+def fake_record(spec, status="done", accuracies=(80.0, 90.0)):
+    return {"run_id": spec.run_id, "suite": spec.suite, "status": status, "spec": spec.config,
+            "metrics": {"accuracy": sum(accuracies) / len(accuracies), "episode_accuracies": list(accuracies)},
+            "timing": {}, "memory": {}, "env": {}, "started": "", "finished": "", "error": None}
+
+
+@pytest.fixture
+def planned(tiny_suite, tmp_path):
+    suite = load_suite(tiny_suite)
+    return suite, list(expand(suite)), Store(tmp_path / "results", suite.name)
+
+
+def test_atomic_write_failure_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch):
+    path = tmp_path / "record.json"
+    write_json_atomic(path, {"version": 1})
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(json, "dump", crash)
+    with pytest.raises(OSError):
+        write_json_atomic(path, {"version": 2})
+    assert json.loads(path.read_text()) == {"version": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_valid_records_give_done_and_failed(planned):
+    suite, specs, store = planned
+    store.write_record(fake_record(specs[0]))
+    store.write_record(fake_record(specs[1], status="failed"))
+    scan = store.scan(specs)
+    assert [scan.states[s.run_id].status for s in specs] == ["done", "failed"]
+    assert scan.warnings == []
+
+
+@pytest.mark.parametrize("damage, phrase", [
+    (lambda path, spec: path.write_text('{"run_id": "' + spec.run_id + '", "stat'), "truncated"),
+    (lambda path, spec: path.write_bytes(b"\xff\xfe\x00garbage"), "truncated"),
+    (lambda path, spec: path.write_text("[1, 2, 3]"), "not a record"),
+    (lambda path, spec: path.write_text(json.dumps({**fake_record(spec), "run_id": "0" * 12})), "claims run id"),
+    (lambda path, spec: path.write_text(json.dumps({**fake_record(spec), "spec": {**spec.config, "seed": 99}})), "spec differs"),
+    (lambda path, spec: path.write_text(json.dumps({**fake_record(spec), "status": "weird"})), "status"),
+])
+def test_damaged_record_is_a_warning_and_the_run_is_pending(planned, damage, phrase):
+    suite, specs, store = planned
+    path = store.record_path(specs[0].run_id)
+    path.parent.mkdir(parents=True)
+    damage(path, specs[0])
+    scan = store.scan(specs)
+    assert scan.states[specs[0].run_id].status == "pending"
+    assert len(scan.warnings) == 1 and str(path) in scan.warnings[0] and phrase in scan.warnings[0]
+
+
+def test_foreign_files_are_named_not_fatal(planned):
+    suite, specs, store = planned
+    store.dir.mkdir(parents=True)
+    (store.dir / "notes.txt").write_text("hello")
+    (store.dir / "not-a-run").mkdir()
+    scan = store.scan(specs)
+    assert len(scan.warnings) == 2
+    assert any("notes.txt" in w for w in scan.warnings) and any("not-a-run" in w for w in scan.warnings)
+
+
+def test_running_marker_of_a_dead_local_process_means_pending(planned):
+    suite, specs, store = planned
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store.mark_running(specs[0].run_id, {"pid": int(dead.stdout), "host": socket.gethostname()})
+    store.mark_running(specs[1].run_id, {"pid": os.getpid(), "host": socket.gethostname()})
+    scan = store.scan(specs)
+    assert scan.states[specs[0].run_id].status == "pending"
+    assert scan.states[specs[1].run_id].status == "running"
