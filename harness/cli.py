@@ -12,7 +12,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness import HarnessError, __version__
-from harness.config import KEYS, parse_text
+from harness.config import KEYS, check_value, parse_text
 from harness.spec import expand, select
 from harness.store import Store
 from harness.suite import load_suite
@@ -35,10 +35,14 @@ def parse_filters(items: list[str] | None) -> dict[str, list]:
             raise HarnessError(f"--filter {item!r}: expected KEY=VALUE")
         if key not in KEYS:
             raise HarnessError(f"--filter {item!r}: unknown key {key!r}")
-        try:
-            filters.setdefault(key, []).extend(parse_text(key, value) for value in text.split(","))
-        except ValueError as error:
-            raise HarnessError(f"--filter {item!r}: {error}") from None
+        for value in text.split(","):
+            try:
+                value, problem = check_value(key, parse_text(key, value))
+            except ValueError as error:
+                problem = str(error)
+            if problem:
+                raise HarnessError(f"--filter {item!r}: {problem}")
+            filters.setdefault(key, []).append(value)
     return filters
 
 

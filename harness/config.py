@@ -6,6 +6,8 @@ A default of None for a method-specific key means "the method's own default".
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +62,7 @@ KEYS: dict[str, Key] = {
 }
 
 AXES_REQUIRED = ("dataset", "shots", "method", "seed")
+FLOAT_TEXT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def choices_of(key: Key) -> tuple[str, ...] | None:
@@ -77,8 +80,12 @@ def check_value(name: str, value: Any) -> tuple[Any, str | None]:
         return (None, None) if key.nullable else (None, "must not be null")
     if key.type is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
+    if key.type is float and isinstance(value, str) and FLOAT_TEXT.match(value):
+        value = float(value)  # YAML 1.1 reads 1e-3 (no dot) as text
     if isinstance(value, bool) and key.type is not bool or not isinstance(value, key.type):
         return value, f"must be {_type_name(key)}, got {type(value).__name__} {value!r}"
+    if key.type is float and not math.isfinite(value):
+        return value, f"must be a finite number, got {value!r}"
     if key.minimum is not None and (value < key.minimum or (key.exclusive and value == key.minimum)):
         bound = f"> {key.minimum:g}" if key.exclusive else f">= {key.minimum:g}"
         return value, f"must be {bound}, got {value!r}"

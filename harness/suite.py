@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,14 @@ class Suite:
         return [name for name, values in self.grid.items() if len(values) > 1]
 
 
+def kind_of(value) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
+
+
 def matches(config: dict, rule: dict) -> bool:
     return all(config.get(key) in values for key, values in rule.items())
 
@@ -135,7 +144,7 @@ class _Validator:
         except yamlfile.YamlError as error:
             self.fail("", str(error), error.line)
         if not isinstance(doc, dict):
-            self.fail("", f"a suite must be a mapping of keys, got {type(doc).__name__}")
+            self.fail("", f"a suite must be a mapping of keys, got {kind_of(doc)}")
         self.known_keys(doc, SUITE_KEYS, "")
         for required in ("name", "paper", "grid"):
             if required not in doc:
@@ -175,7 +184,7 @@ class _Validator:
 
     def mapping(self, value, keypath: str, parent, key) -> dict:
         if not isinstance(value, dict):
-            self.fail(keypath, f"must be a mapping, got {type(value).__name__}", self.line(parent, key))
+            self.fail(keypath, f"must be a mapping, got {kind_of(value)}", self.line(parent, key))
         return value
 
     def config_value(self, name, value, keypath: str, line):
@@ -295,10 +304,12 @@ class _Validator:
                 if number is None and name == "interval":
                     numbers[name] = None
                     continue
-                if isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0:
+                if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number < 0:
                     self.fail(f"{keypath}.{name}", f"must be a non-negative number, got {number!r}", self.line(entry, name))
                 numbers[name] = float(number)
             kind = entry.get("kind")
+            if numbers["interval"] is None and "kind" in entry:
+                self.fail(f"{keypath}.kind", "given without an interval", self.line(entry, "kind"))
             if numbers["interval"] is not None and kind not in INTERVAL_KINDS:
                 self.fail(f"{keypath}.kind", f"must say what the interval is: one of {', '.join(INTERVAL_KINDS)}, got {kind!r}", self.line(entry, "kind") or line)
             counts = {}
@@ -311,6 +322,8 @@ class _Validator:
             self.known_keys(source, ("paper", "table"), f"{keypath}.source")
             if not isinstance(source.get("paper"), str):
                 self.fail(f"{keypath}.source.paper", "must name the paper", self.line(entry, "source"))
+            if not isinstance(source.get("table", ""), (str, int)):
+                self.fail(f"{keypath}.source.table", "must be text or a number", self.line(source, "table"))
             key = (cell["dataset"], cell["ways"], cell["shots"], cell["method"])
             if key in seen:
                 self.fail(keypath, f"duplicate reported entry for {'/'.join(map(str, key))} (first at reported[{seen[key]}])", line)

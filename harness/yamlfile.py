@@ -32,17 +32,10 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
-    explicit = [key for key, _ in node.value if key.tag != "tag:yaml.org,2002:merge"]
-    seen: dict = {}
-    for key_node in explicit:
-        key = loader.construct_object(key_node, deep=True)
-        line = key_node.start_mark.line + 1
-        if not isinstance(key, (str, int, float, bool, type(None))):
-            raise YamlError("a key must be a plain value (text or number)", line)
-        if key in seen:
-            raise YamlError(f"duplicate key {key!r} (first on line {seen[key]})", line)
-        seen[key] = line
     loader.flatten_mapping(node)  # resolves merge keys (<<), explicit keys win
     result = LineDict()
     result.lines = {}
@@ -63,18 +56,42 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
-def _count_nodes(node: yaml.Node, sizes: dict, active: set) -> int:
-    """Size of the node once every alias is expanded; memoised, so a bomb is cheap to size."""
+def _check_keys(node: yaml.MappingNode, path: str) -> None:
+    """Keys are plain scalars and none is written twice (merged-in keys may be overridden)."""
+    seen: dict = {}
+    for key_node, _ in node.value:
+        if key_node.tag == MERGE_TAG:
+            continue
+        line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode):
+            raise YamlError(f"{path or 'top level'}: a key must be a plain value (text or number)", line)
+        key = key_node.value
+        if key in seen:
+            raise YamlError(f"{_join(path, key)}: duplicate key (first on line {seen[key]})", line)
+        seen[key] = line
+
+
+def _join(path: str, key) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _walk(node: yaml.Node, path: str, sizes: dict, active: set) -> int:
+    """Check keys and return the node's size once every alias is expanded.
+
+    Memoised on node identity, so sizing an alias bomb costs only its few distinct nodes.
+    """
     if id(node) in sizes:
         return sizes[id(node)]
     if id(node) in active:
-        raise YamlError("recursive alias", node.start_mark.line + 1)
+        raise YamlError(f"{path or 'top level'}: recursive alias", node.start_mark.line + 1)
     active.add(id(node))
     size = 1
     if isinstance(node, yaml.MappingNode):
-        size += sum(_count_nodes(k, sizes, active) + _count_nodes(v, sizes, active) for k, v in node.value)
+        _check_keys(node, path)
+        size += sum(_walk(k, path, sizes, active) + _walk(v, _join(path, k.value), sizes, active)
+                    for k, v in node.value)
     elif isinstance(node, yaml.SequenceNode):
-        size += sum(_count_nodes(item, sizes, active) for item in node.value)
+        size += sum(_walk(item, f"{path}[{i}]", sizes, active) for i, item in enumerate(node.value))
     active.discard(id(node))
     sizes[id(node)] = size
     if size > MAX_NODES:
@@ -97,7 +114,7 @@ def load(path: Path):
         node = loader.get_single_node()
         if node is None:
             raise YamlError("empty file")
-        _count_nodes(node, {}, set())
+        _walk(node, "", {}, set())
         return loader.construct_document(node)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark

@@ -38,7 +38,7 @@ BAD_SUITES = [
     ("unknown-method", BASE.replace("[mtl, protonet]", "[mtl, maml]"), "maml"),
     ("non-positive-shots", BASE.replace("shots: [1, 5]", "shots: [0]"), "grid.shots"),
     ("empty-axis", BASE.replace("seed: [0]", "seed: []"), "grid.seed"),
-    ("duplicate-key", BASE + "  seed: [1]\n", "duplicate key 'seed'"),
+    ("duplicate-key", BASE + "  seed: [1]\n", "grid.seed: duplicate key"),
     ("duplicate-reported", BASE + """\
 reported:
   - {dataset: omniglot, shots: 1, method: mtl, value: 90.0, source: {paper: x}}
@@ -140,3 +140,13 @@ def test_plan_and_report_do_not_import_torch(tmp_path, command):
     else:
         assert "No finished runs yet." in result.stdout
         assert (tmp_path / "results" / "t" / "REPORT.md").read_text(encoding="utf-8") == result.stdout
+
+
+@pytest.mark.parametrize("value, fragment", [("shots=0", ">= 1"), ("method=nope", "unknown method")])
+def test_filter_values_are_validated_like_suite_values(tmp_path, capsys, value, fragment):
+    from harness.cli import main
+
+    path = write_suite(tmp_path, BASE)
+    assert main(["plan", str(path), "--filter", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fragment in err and value in err

@@ -371,8 +371,8 @@ ERROR_CASES = [
     ("axis-repeats-1-and-1.0", BASE + "  lr: [1, 1.0]\n", 8, ["grid.lr", "repeats"]),
     ("missing-axis", BASE.replace("  seed: [0]\n", ""), 3, ["grid", "missing axis 'seed'"]),
     ("missing-name", BASE.replace("name: t\n", ""), None, ["name", "missing"]),
-    ("duplicate-top-level-key", BASE + "name: u\n", 8, ["duplicate key 'name'", "line 1"]),
-    ("duplicate-nested-key", BASE + "  seed: [1]\n", 8, ["duplicate key 'seed'", "line 7"]),
+    ("duplicate-top-level-key", BASE + "name: u\n", 8, ["name: duplicate key", "line 1"]),
+    ("duplicate-nested-key", BASE + "  seed: [1]\n", 8, ["grid.seed: duplicate key", "line 7"]),
     ("duplicate-reported-entry", BASE + """\
 reported:
   - {dataset: omniglot, shots: 1, method: mtl, value: 90.0, source: {paper: x}}
@@ -416,36 +416,16 @@ reported:
     ("override-bad-value", BASE + "overrides:\n  - when: {method: mtl}\n    set: {lr: -1}\n", 10, ["overrides[0].set.lr", "> 0"]),
     ("exclude-unknown-key", BASE + "exclude:\n  - {shotz: 1}\n", 9, ["exclude[0].shotz", "did you mean 'shots'"]),
     ("suite-name-with-slash", BASE.replace("name: t", "name: a/b"), 1, ["name", "'a/b'"]),
-    # Bugs found while writing these tests (see the reasons):
-    (
-        "lr-nan", BASE + "defaults:\n  lr: .nan\n", 9, ["defaults.lr"],
-        pytest.mark.xfail(strict=True, reason=(
-            "BUG harness/config.py check_value: NaN passes the `value < minimum` test, so lr: .nan is accepted; "
-            "the run id hashes non-standard JSON 'NaN' and the record write (json.dump allow_nan=False) fails"
-        )),
-    ),
-    (
-        "lr-inf", BASE + "defaults:\n  lr: .inf\n", 9, ["defaults.lr"],
-        pytest.mark.xfail(strict=True, reason=(
-            "BUG harness/config.py check_value: lr: .inf is accepted; the record write (allow_nan=False) fails later"
-        )),
-    ),
-    (
-        "reported-value-nan", BASE + """\
+    ("lr-nan", BASE + "defaults:\n  lr: .nan\n", 9, ["defaults.lr", "finite"]),
+    ("lr-inf", BASE + "defaults:\n  lr: .inf\n", 9, ["defaults.lr", "finite"]),
+    ("reported-value-nan", BASE + """\
 reported:
   - {dataset: omniglot, shots: 1, method: mtl, value: .nan, source: {paper: x}}
-""", 9, ["reported[0].value"],
-        pytest.mark.xfail(strict=True, reason=(
-            "BUG harness/suite.py _Validator.reported: `number < 0` is False for NaN, so value: .nan is accepted"
-        )),
-    ),
-    (
-        "duplicate-nested-key-path", BASE + "  seed: [1]\n", 8, ["grid.seed"],
-        pytest.mark.xfail(strict=True, reason=(
-            "harness/yamlfile.py _construct_mapping: a duplicate key is named by its leaf only "
-            "(\"duplicate key 'seed'\"), not by its key path grid.seed"
-        )),
-    ),
+""", 9, ["reported[0].value"]),
+    ("reported-kind-without-interval", BASE + """\
+reported:
+  - {dataset: omniglot, shots: 1, method: mtl, value: 50, kind: std, source: {paper: x}}
+""", 9, ["reported[0].kind", "without an interval"]),
 ]
 
 
@@ -583,3 +563,9 @@ def test_shipped_quickstart_suite_is_valid():
     specs = list(expand(suite))
     assert len(specs) == 8
     assert all(s.config["feature_norm"] is (s.config["method"] == "mtl") for s in specs)
+
+
+def test_float_written_without_a_dot_is_a_number(tmp_path):
+    # YAML 1.1 reads `1e-3` as text; the schema knows lr is a float and takes it as 0.001.
+    suite = load_suite(write_suite(tmp_path, BASE + "defaults:\n  lr: 1e-3\n"))
+    assert suite.defaults["lr"] == 0.001 and isinstance(suite.defaults["lr"], float)
