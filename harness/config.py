@@ -46,6 +46,9 @@ KEYS: dict[str, Key] = {
     "lr": Key(float, 1e-3, "learning rate", minimum=0.0, exclusive=True),
     "weight_decay": Key(float, 0.0, "weight decay", minimum=0.0),
     "feature_norm": Key(bool, False, "L2-normalise features before the training head (mtl)"),
+    "augment": Key(bool, False, "training augmentation: random crop with padding, colour jitter 0.4, horizontal flip"),
+    "lr_patience": Key(int, None, "ReduceLROnPlateau on validation accuracy: validations without gain before the lr drops; null = constant lr", minimum=0, nullable=True),
+    "lr_factor": Key(float, 0.1, "ReduceLROnPlateau factor", minimum=0.0, exclusive=True),
     # validation and model selection
     "val_every": Key(int, 100, "steps between validations", minimum=1),
     "val_episodes": Key(int, 100, "validation episodes (a fixed set)", minimum=1),

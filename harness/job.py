@@ -9,6 +9,7 @@ import datetime
 import os
 import platform
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -16,9 +17,13 @@ import time
 import traceback
 from pathlib import Path
 
+import submitit
+
 import harness
 from harness.spec import RunSpec
 from harness.store import Store
+
+CHECKPOINT = "checkpoint.pt"
 
 
 def now() -> str:
@@ -60,8 +65,13 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-class Job:
-    """A picklable callable for submitit: ``Job(spec, results_root, threads)()``."""
+class Job(submitit.helpers.Checkpointable):
+    """A picklable callable for submitit: ``Job(spec, results_root, threads)()``.
+
+    Checkpointable: on the scheduler's preemption/timeout signal (submitit's USR2) or
+    SIGTERM, training stops at the next step boundary and saves its checkpoint; then
+    submitit's own handler requeues this same callable, which resumes from it.
+    """
 
     def __init__(self, spec: RunSpec, results_root: str, threads: int | None = None):
         self.spec = spec
@@ -81,7 +91,7 @@ class Job:
                 log_file.flush()
 
             log(f"run {run_id}: {self.spec.label()}")
-            record = self._run(log)
+            record = self._run(log, store.run_dir(run_id) / CHECKPOINT)
         record.update({
             "run_id": run_id,
             "suite": self.spec.suite,
@@ -93,9 +103,10 @@ class Job:
         record["timing"]["total_seconds"] = time.perf_counter() - clock
         store.write_record(record)
         store.clear_running(run_id)
+        (store.run_dir(run_id) / CHECKPOINT).unlink(missing_ok=True)
         return {"run_id": run_id, "status": record["status"]}
 
-    def _run(self, log) -> dict:
+    def _run(self, log, checkpoint: Path) -> dict:
         device = None
         try:
             import torch
@@ -105,7 +116,9 @@ class Job:
             if self.threads:
                 torch.set_num_threads(self.threads)
             device = str(train.pick_device(self.spec.config["device"]))
-            result = train.run(self.spec.config, log=log)
+            trainer = train.Trainer(self.spec.config, checkpoint=checkpoint, log=log)
+            with stop_on_signals(trainer, log):
+                result = trainer.run()
             status, error = "done", None
         except Exception as exc:  # a failed run is recorded, not raised
             log(f"FAILED: {type(exc).__name__}: {exc}")
@@ -122,3 +135,38 @@ class Job:
             "error": error,
         }
 
+
+
+class stop_on_signals:
+    """While training, turn SIGTERM and submitit's preemption signal into a stop request.
+
+    The trainer saves its checkpoint at the next step boundary and raises StopRequested;
+    then the signal's previous handler runs (submitit's: requeue this job, then exit).
+    """
+
+    def __init__(self, trainer, log):
+        self.trainer, self.log = trainer, log
+        self.signals = [signal.SIGTERM, submitit.JobEnvironment._usr_sig()]
+        self.previous: dict = {}
+        self.received = None
+
+    def _handle(self, signum, frame):
+        self.log(f"received {signal.Signals(signum).name}: stopping at the next step boundary")
+        self.received = (signum, frame)
+        self.trainer.stop_requested = True
+
+    def __enter__(self):
+        for signum in self.signals:
+            self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, kind, value, traceback_):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        if self.received is None or kind is None:
+            return False  # no signal, or it came after training: finish and write the record
+        signum, frame = self.received
+        handler = self.previous.get(signum)
+        if callable(handler):
+            handler(signum, frame)  # submitit requeues and exits here
+        raise SystemExit(f"stopped by {signal.Signals(signum).name}; checkpoint saved")

@@ -1,8 +1,17 @@
-"""Train one few-shot method on one dataset, select by validation, score the fixed test episodes."""
+"""Train one few-shot method, select by validation, score the fixed test episodes.
+
+Training is resumable: the whole state (model, optimiser, scheduler, early-stopping
+bookkeeping, every random generator, the step counter, elapsed time) is saved
+atomically at step boundaries every ``checkpoint_seconds`` and when a stop is
+requested (a termination or preemption signal), and a new Trainer for the same
+run continues from it: the result is the same as a run never interrupted.
+"""
 from __future__ import annotations
 
 import copy
+import os
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -10,13 +19,19 @@ import torch
 
 from harness.fewshot.backbones import BACKBONES
 from harness.fewshot.datasets import DATASETS
-from harness.fewshot.episodes import EpisodeSampler, fixed_episodes
+from harness.fewshot.engine import SplitTensor
+from harness.fewshot.episodes import EpisodeSampler, episode_seed, fixed_episodes
 from harness.fewshot.heads import HEADS
 from harness.fewshot.methods import METHODS
 from harness.fewshot.methods._base import class_major_labels
 
 EVAL_BATCH_IMAGES = 512
 EVAL_BATCH_EPISODES = 250
+CHECKPOINT_SECONDS = float(os.environ.get("HARNESS_CHECKPOINT_SECONDS", 300))
+
+
+class StopRequested(Exception):
+    """Training stopped at a step boundary after saving its checkpoint (preemption)."""
 
 
 def pick_device(name: str) -> torch.device:
@@ -30,20 +45,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class SplitOnDevice:
-    """A split's images as one uint8 tensor (N, C, H, W) on the device, normalised on gather."""
-
-    def __init__(self, split, mean, std, device):
-        self.labels = split.labels
-        self.images = torch.from_numpy(split.images).permute(0, 3, 1, 2).contiguous().to(device)
-        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-
-    def __getitem__(self, indices) -> torch.Tensor:
-        index = torch.as_tensor(np.asarray(indices).ravel(), device=self.images.device)
-        return (self.images[index].float() / 255 - self.mean) / self.std
-
-
 def make_optimizer(config: dict, parameters) -> torch.optim.Optimizer:
     kind, lr, decay = config["optimizer"], config["lr"], config["weight_decay"]
     if kind == "adam":
@@ -53,13 +54,25 @@ def make_optimizer(config: dict, parameters) -> torch.optim.Optimizer:
     return torch.optim.SGD(parameters, lr=lr, weight_decay=decay, momentum=0.9, nesterov=True)
 
 
+def save_atomic(state: dict, path: Path) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
 @torch.no_grad()
-def evaluate(method, split: SplitOnDevice, episodes: np.ndarray, shots: int, head: Callable, config: dict) -> np.ndarray:
+def evaluate(method, split: SplitTensor, episodes: np.ndarray, shots: int, head: Callable, config: dict) -> np.ndarray:
     """Per-episode accuracy (%) with the backbone frozen: each image is embedded once."""
     method.eval()
     features = torch.cat([
-        method.embed(split[np.arange(start, min(start + EVAL_BATCH_IMAGES, len(split.labels)))])
-        for start in range(0, len(split.labels), EVAL_BATCH_IMAGES)
+        method.embed(split.gather(np.arange(start, min(start + EVAL_BATCH_IMAGES, len(split)))))
+        for start in range(0, len(split), EVAL_BATCH_IMAGES)
     ]).float()
     n, ways, per_class = episodes.shape
     support_labels = class_major_labels(ways, shots, features.device)
@@ -76,83 +89,172 @@ def evaluate(method, split: SplitOnDevice, episodes: np.ndarray, shots: int, hea
     return torch.cat(accuracies).cpu().numpy()
 
 
-def run(config: dict, log: Callable[[str], None] = print) -> dict:
-    """Train and test one run; return metrics, timing and details (no environment, no I/O)."""
-    device = pick_device(config["device"])
-    seed, ways, shots = config["seed"], config["ways"], config["shots"]
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    started = time.perf_counter()
+class Trainer:
+    def __init__(self, config: dict, checkpoint: Path | None = None, log: Callable[[str], None] = print):
+        self.config, self.log = config, log
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.stop_requested = False
+        self.device = device = pick_device(config["device"])
+        seed, ways, shots = config["seed"], config["ways"], config["shots"]
+        torch.manual_seed(seed)
+        started = time.perf_counter()
 
-    dataset = DATASETS.get(config["dataset"])
-    splits = {name: dataset.load(name) for name in ("train", "val", "test")}
-    on_device = {name: SplitOnDevice(split, dataset.mean, dataset.std, device) for name, split in splits.items()}
-    backbone = BACKBONES.get(config["backbone"])(dataset.channels, dataset.image_size)
-    method = METHODS.get(config["method"])(backbone, config, splits["train"].num_classes).to(device)
-    head_name = config["eval_head"] or method.eval_head
-    head = HEADS.get(head_name)
-    optimizer = make_optimizer(config, method.parameters())
-    sampler = EpisodeSampler(splits["train"].labels, ways, shots + config["queries"])
-    val_episodes = fixed_episodes("val", splits["val"].labels, ways, shots, config["test_queries"],
-                                  config["val_episodes"], config["eval_seed"])
-    synchronize(device)
-    load_seconds = time.perf_counter() - started
+        dataset = DATASETS.get(config["dataset"])
+        splits = {name: dataset.load(name) for name in ("train", "val", "test")}
+        self.splits = {name: SplitTensor(split, dataset, device) for name, split in splits.items()}
+        backbone = BACKBONES.get(config["backbone"])(dataset.channels, dataset.image_size)
+        self.method = METHODS.get(config["method"])(backbone, config, splits["train"].num_classes).to(device)
+        self.head_name = config["eval_head"] or self.method.eval_head
+        self.head = HEADS.get(self.head_name)
+        self.optimizer = make_optimizer(config, self.method.parameters())
+        self.scheduler = None
+        if config["lr_patience"] is not None:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="max", factor=config["lr_factor"], patience=config["lr_patience"])
+        self.sampler = EpisodeSampler(splits["train"].labels, ways, shots + config["queries"])
+        self.rng = np.random.default_rng(seed)
+        self.augmentation = None
+        if config["augment"]:
+            self.augmentation = torch.Generator(device=device)
+            self.augmentation.manual_seed(episode_seed("augment", seed))
+        self.val_episodes = fixed_episodes("val", splits["val"].labels, ways, shots, config["test_queries"],
+                                           config["val_episodes"], config["eval_seed"])
+        self.step, self.images_seen, self.train_seconds = 0, 0, 0.0
+        self.best = {"accuracy": -1.0, "step": 0, "state": None}
+        self.stale, self.finished_training = 0, False
+        synchronize(device)
+        self.load_seconds = time.perf_counter() - started
+        self.resumed_from = self.resume()
 
-    best = {"accuracy": -1.0, "step": 0, "state": None}
-    stale, step, images_seen = 0, 0, 0
-    train_started = time.perf_counter()
-    for step in range(1, config["steps"] + 1):
-        method.train()
-        optimizer.zero_grad(set_to_none=True)
-        indices, classes = sampler.sample(rng, config["meta_batch"])
+    # -- checkpoints ----------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "method": self.method.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "step": self.step, "images_seen": self.images_seen, "train_seconds": self.train_seconds,
+            "best": self.best, "stale": self.stale, "finished_training": self.finished_training,
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "augmentation_rng": self.augmentation.get_state() if self.augmentation is not None else None,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.method.load_state_dict(state["method"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.images_seen, self.train_seconds = state["step"], state["images_seen"], state["train_seconds"]
+        self.best, self.stale, self.finished_training = state["best"], state["stale"], state["finished_training"]
+        self.rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        if self.augmentation is not None:
+            self.augmentation.set_state(state["augmentation_rng"])
+
+    def save(self) -> None:
+        if self.checkpoint is not None:
+            save_atomic(self.state_dict(), self.checkpoint)
+
+    def resume(self) -> int | None:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return None
+        self.load_state_dict(torch.load(self.checkpoint, map_location=self.device, weights_only=False))
+        self.log(f"resumed from checkpoint at step {self.step}")
+        return self.step
+
+    # -- training -------------------------------------------------------
+
+    def train_step(self) -> float:
+        config = self.config
+        self.method.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        indices, classes = self.sampler.sample(self.rng, config["meta_batch"])
+        total = 0.0
         for task_indices, task_classes in zip(indices, classes):
-            loss, _ = method.task_loss(on_device["train"][task_indices],
-                                       torch.as_tensor(task_classes, device=device), shots)
+            images = self.splits["train"].gather(task_indices, self.augmentation)
+            loss, _ = self.method.task_loss(images, torch.as_tensor(task_classes, device=self.device), config["shots"])
             (loss / config["meta_batch"]).backward()
-            images_seen += task_indices.size
-        optimizer.step()
-        if step % config["val_every"] == 0 or step == config["steps"]:
-            accuracy = float(evaluate(method, on_device["val"], val_episodes, shots, head, config).mean())
-            log(f"step {step}/{config['steps']}  loss {loss.item():.4f}  val {accuracy:.2f}%")
-            if accuracy > best["accuracy"]:
-                best = {"accuracy": accuracy, "step": step, "state": copy.deepcopy(method.state_dict())}
-                stale = 0
-            else:
-                stale += 1
-                if config["patience"] is not None and stale >= config["patience"]:
-                    log(f"early stop at step {step}: no validation gain for {stale} validations")
-                    break
-    synchronize(device)
-    train_seconds = time.perf_counter() - train_started
+            total += loss.item() / config["meta_batch"]
+            self.images_seen += task_indices.size
+        self.optimizer.step()
+        return total
 
-    method.load_state_dict(best["state"])
-    eval_started = time.perf_counter()
-    test_episodes = fixed_episodes("test", splits["test"].labels, ways, shots, config["test_queries"],
-                                   config["test_episodes"], config["eval_seed"])
-    accuracies = evaluate(method, on_device["test"], test_episodes, shots, head, config)
-    synchronize(device)
-    eval_seconds = time.perf_counter() - eval_started
-    log(f"test accuracy {accuracies.mean():.2f}% over {len(accuracies)} episodes")
+    def validate(self, loss: float) -> bool:
+        """Validate, keep the best state; return False when early stopping says stop."""
+        config = self.config
+        accuracy = float(evaluate(self.method, self.splits["val"], self.val_episodes, config["shots"],
+                                  self.head, config).mean())
+        self.log(f"step {self.step}/{config['steps']}  loss {loss:.4f}  val {accuracy:.2f}%")
+        if self.scheduler:
+            self.scheduler.step(accuracy)
+        if accuracy > self.best["accuracy"]:
+            self.best = {"accuracy": accuracy, "step": self.step, "state": copy.deepcopy(self.method.state_dict())}
+            self.stale = 0
+            return True
+        self.stale += 1
+        if config["patience"] is not None and self.stale >= config["patience"]:
+            self.log(f"early stop at step {self.step}: no validation gain for {self.stale} validations")
+            return False
+        return True
 
-    return {
-        "metrics": {
-            "accuracy": float(accuracies.mean()),
-            "episode_accuracies": [float(a) for a in accuracies],
-            "val_accuracy": best["accuracy"],
-            "best_step": best["step"],
-        },
-        "timing": {
-            "load_seconds": load_seconds,
-            "train_seconds": train_seconds,
-            "eval_seconds": eval_seconds,
-            "steps": step,
-            "seconds_per_step": train_seconds / max(step, 1),
-            "images_seen": images_seen,
-        },
-        "details": {
-            "device": str(device),
-            "eval_head": head_name,
-            "parameters": sum(p.numel() for p in method.parameters()),
-            "peak_gpu_bytes": torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None,
-        },
-    }
+    def train(self) -> None:
+        config = self.config
+        last_save = time.perf_counter()
+        while not self.finished_training:
+            started = time.perf_counter()
+            self.step += 1
+            loss = self.train_step()
+            keep_going = True
+            if self.step % config["val_every"] == 0 or self.step == config["steps"]:
+                keep_going = self.validate(loss)
+            self.finished_training = not keep_going or self.step >= config["steps"]
+            synchronize(self.device)
+            self.train_seconds += time.perf_counter() - started
+            if self.stop_requested:
+                self.save()
+                raise StopRequested(f"stopped at step {self.step}; checkpoint saved")
+            if time.perf_counter() - last_save >= CHECKPOINT_SECONDS and not self.finished_training:
+                self.save()
+                last_save = time.perf_counter()
+
+    def run(self) -> dict:
+        """Train (or finish training) and test; return metrics, timing and details."""
+        self.train()
+        self.method.load_state_dict(self.best["state"])
+        config = self.config
+        eval_started = time.perf_counter()
+        test = self.splits["test"]
+        episodes = fixed_episodes("test", test.labels, config["ways"], config["shots"], config["test_queries"],
+                                  config["test_episodes"], config["eval_seed"])
+        accuracies = evaluate(self.method, test, episodes, config["shots"], self.head, config)
+        synchronize(self.device)
+        eval_seconds = time.perf_counter() - eval_started
+        self.log(f"test accuracy {accuracies.mean():.2f}% over {len(accuracies)} episodes")
+        return {
+            "metrics": {
+                "accuracy": float(accuracies.mean()),
+                "episode_accuracies": [float(a) for a in accuracies],
+                "val_accuracy": self.best["accuracy"],
+                "best_step": self.best["step"],
+            },
+            "timing": {
+                "load_seconds": self.load_seconds,
+                "train_seconds": self.train_seconds,
+                "eval_seconds": eval_seconds,
+                "steps": self.step,
+                "seconds_per_step": self.train_seconds / max(self.step, 1),
+                "images_seen": self.images_seen,
+            },
+            "details": {
+                "device": str(self.device),
+                "eval_head": self.head_name,
+                "parameters": sum(p.numel() for p in self.method.parameters()),
+                "resumed_from_step": self.resumed_from,
+                "train_split_on_device": self.splits["train"].on_device,
+                "peak_gpu_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
+            },
+        }
