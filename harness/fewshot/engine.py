@@ -43,10 +43,11 @@ class SplitTensor:
             batch = self.images[index.to(self.device)]
         else:
             batch = self.images[index].pin_memory().to(self.device, non_blocking=True)
-        batch = batch.float() / 255
         if generator is not None:
             batch = augment(batch, self.padding, generator, jitter=0.4 if batch.shape[1] == 3 else 0.0)
-        return (batch - self.mean) / self.std
+        else:
+            batch = batch.float().div_(255)
+        return batch.sub_(self.mean).div_(self.std)
 
 
 def fits_on_device(num_bytes: int, device: torch.device) -> bool:

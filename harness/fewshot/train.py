@@ -20,13 +20,11 @@ import torch
 from harness.fewshot.backbones import BACKBONES
 from harness.fewshot.datasets import DATASETS
 from harness.fewshot.engine import SplitTensor
+from harness.fewshot.evaluate import evaluate
 from harness.fewshot.episodes import EpisodeSampler, episode_seed, fixed_episodes
 from harness.fewshot.heads import HEADS
 from harness.fewshot.methods import METHODS
-from harness.fewshot.methods._base import class_major_labels
 
-EVAL_BATCH_IMAGES = 512
-EVAL_BATCH_EPISODES = 250
 CHECKPOINT_SECONDS = float(os.environ.get("HARNESS_CHECKPOINT_SECONDS", 300))
 
 
@@ -64,29 +62,6 @@ def save_atomic(state: dict, path: Path) -> None:
         os.replace(temp, path)
     finally:
         temp.unlink(missing_ok=True)
-
-
-@torch.no_grad()
-def evaluate(method, split: SplitTensor, episodes: np.ndarray, shots: int, head: Callable, config: dict) -> np.ndarray:
-    """Per-episode accuracy (%) with the backbone frozen: each image is embedded once."""
-    method.eval()
-    features = torch.cat([
-        method.embed(split.gather(np.arange(start, min(start + EVAL_BATCH_IMAGES, len(split)))))
-        for start in range(0, len(split), EVAL_BATCH_IMAGES)
-    ]).float()
-    n, ways, per_class = episodes.shape
-    support_labels = class_major_labels(ways, shots, features.device)
-    query_labels = class_major_labels(ways, per_class - shots, features.device)
-    accuracies = []
-    for start in range(0, n, EVAL_BATCH_EPISODES):
-        chunk = torch.as_tensor(episodes[start:start + EVAL_BATCH_EPISODES], device=features.device)
-        episode_features = features[chunk]  # (E, ways, per_class, D)
-        e, dim = len(chunk), features.shape[1]
-        support = episode_features[:, :, :shots].reshape(e, ways * shots, dim)
-        query = episode_features[:, :, shots:].reshape(e, -1, dim)
-        scores = head(support, support_labels.expand(e, -1), query, ways, config)
-        accuracies.append((scores.argmax(-1) == query_labels).double().mean(1) * 100)
-    return torch.cat(accuracies).cpu().numpy()
 
 
 class Trainer:

@@ -15,6 +15,7 @@ class FewShotMethod(nn.Module):
     """
 
     eval_head = "logreg"  # the evaluation head used when the config names none
+    adapts_at_test = False  # True: scored per episode by adapt_and_score, not by a head on frozen features
 
     def __init__(self, backbone: nn.Module, config: dict, num_train_classes: int):
         super().__init__()
@@ -27,6 +28,11 @@ class FewShotMethod(nn.Module):
 
     def task_loss(self, images: torch.Tensor, classes: torch.Tensor, shots: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (mean loss, accuracy in [0, 1]) of one training task."""
+        raise NotImplementedError
+
+    def adapt_and_score(self, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
+                        ways: int) -> torch.Tensor:
+        """Methods with ``adapts_at_test``: adapt to one episode's support set, return query scores (Q, ways)."""
         raise NotImplementedError
 
 
