@@ -73,7 +73,8 @@ def cmd_plan(args) -> None:
     suite, specs, store = planned(args)
     scan = store.scan(specs)
     warn(scan.warnings)
-    columns = ["dataset", "ways", "shots", "method", "seed"] + [a for a in suite.axes if a not in ("dataset", "ways", "shots", "method", "seed")]
+    fixed = ["dataset", "ways", "shots", "method", "backbone", "seed"]
+    columns = fixed + [axis for axis in suite.axes if axis not in fixed]
     rows = [[spec.run_id, scan.states[spec.run_id].status] + [spec.config[c] for c in columns] for spec in specs]
     print(tabulate(rows, headers=["run_id", "status"] + columns, tablefmt="github", disable_numparse=True))
     print(_counts_line(scan, specs))

@@ -14,7 +14,7 @@ from harness.stats import agreement, reported_se, t_interval
 from harness.store import Store
 from harness.suite import Suite
 
-CELL = ["dataset", "ways", "shots", "method"]
+CELL = ["dataset", "ways", "shots", "method", "backbone"]
 
 
 def collect(suite: Suite, store: Store):
@@ -75,7 +75,7 @@ def summarize(suite: Suite, runs: pd.DataFrame, gpus: int = 0) -> pd.DataFrame:
             "eval_seconds": group["eval_seconds"].mean(),
             "gpu_hours": group["total_seconds"].sum() * gpus / 3600 if (group["device"].str.startswith("cuda")).any() else 0.0,
         }
-        entry = reported.get(tuple(cell[name] for name in CELL))
+        entry = reported.get(tuple(cell[name] for name in CELL)) or reported.get(tuple(cell[name] for name in CELL[:-1]) + (None,))
         if entry is not None:
             se_rep, how = reported_se(entry.interval, entry.kind, entry.seeds or entry.episodes)
             difference, bound, agrees = agreement(across.mean, se_ours, entry.value, se_rep)

@@ -55,6 +55,7 @@ class Reported:
     ways: int
     shots: int
     method: str
+    backbone: str | None  # when given, only runs with this backbone are compared with it
     value: float
     interval: float | None
     kind: str | None
@@ -65,7 +66,7 @@ class Reported:
 
     @property
     def cell(self) -> tuple:
-        return (self.dataset, self.ways, self.shots, self.method)
+        return (self.dataset, self.ways, self.shots, self.method, self.backbone)
 
 
 @dataclass(frozen=True)
@@ -282,7 +283,7 @@ class _Validator:
     def reported(self, value, doc, grid, defaults) -> Iterator[Reported]:
         if not isinstance(value, list):
             self.fail("reported", "must be a list of entries", self.line(doc, "reported"))
-        fields = ("dataset", "ways", "shots", "method", "value", "interval", "kind", "seeds", "episodes", "source")
+        fields = ("dataset", "ways", "shots", "method", "backbone", "value", "interval", "kind", "seeds", "episodes", "source")
         seen: dict[tuple, int] = {}
         for i, item in enumerate(value):
             keypath = f"reported[{i}]"
@@ -296,6 +297,8 @@ class _Validator:
                 name: self.config_value(name, entry[name], f"{keypath}.{name}", self.line(entry, name))
                 for name in ("dataset", "shots", "method")
             }
+            cell["backbone"] = (self.config_value("backbone", entry["backbone"], f"{keypath}.backbone", self.line(entry, "backbone"))
+                                if entry.get("backbone") is not None else None)
             ways = entry.get("ways", defaults.get("ways", KEYS["ways"].default))
             cell["ways"] = self.config_value("ways", ways, f"{keypath}.ways", self.line(entry, "ways"))
             numbers = {}
@@ -324,9 +327,10 @@ class _Validator:
                 self.fail(f"{keypath}.source.paper", "must name the paper", self.line(entry, "source"))
             if not isinstance(source.get("table", ""), (str, int)):
                 self.fail(f"{keypath}.source.table", "must be text or a number", self.line(source, "table"))
-            key = (cell["dataset"], cell["ways"], cell["shots"], cell["method"])
+            key = (cell["dataset"], cell["ways"], cell["shots"], cell["method"], cell["backbone"])
             if key in seen:
-                self.fail(keypath, f"duplicate reported entry for {'/'.join(map(str, key))} (first at reported[{seen[key]}])", line)
+                name = "/".join(str(part) for part in key if part is not None)
+                self.fail(keypath, f"duplicate reported entry for {name} (first at reported[{seen[key]}])", line)
             seen[key] = i
             yield Reported(
                 **cell, value=numbers["value"], interval=numbers["interval"],

@@ -71,3 +71,15 @@ def test_damaged_files_are_warnings_in_the_report(filled):
     text, warnings = build(suite, store, "markdown")
     assert len(warnings) == 2 and any(str(victim) in w for w in warnings)
     assert "2 done" in text and "## Warnings" in text
+
+
+def test_reported_entry_with_a_backbone_matches_only_that_backbone(tmp_path):
+    text = TWO_SEEDS.replace("reported:\n", "reported:\n  - {dataset: omniglot, shots: 1, method: protonet, backbone: resnet12, value: 10.0, source: {paper: other}}\n")
+    text = text.replace("{dataset: omniglot, shots: 1, method: protonet, value: 90.0", "{dataset: omniglot, shots: 1, method: protonet, backbone: conv4, value: 90.0")
+    suite = load_suite(write_suite(tmp_path, text))
+    store = Store(tmp_path / "results", suite.name)
+    for spec in expand(suite):
+        store.write_record(fake_record(spec, accuracies=[88.0, 90.0, 92.0]))
+    cells = summarize(suite, collect(suite, store)[0]).set_index("method")
+    assert cells.loc["protonet", "reported"] == 90.0  # the conv4 entry, not the resnet12 one
+    assert cells.loc["protonet", "backbone"] == "conv4"
