@@ -121,6 +121,7 @@ def cmd_run(args) -> None:
     if not todo:
         print("nothing to run.")
     else:
+        require_data(todo)
         result = launch(todo, store, args.cluster, suite.resources, args.max_parallel, progress=not args.quiet)
         if args.cluster == "slurm":
             print(f"submitted {len(result.job_ids)} jobs: {', '.join(map(str, result.job_ids))}")
@@ -145,6 +146,38 @@ def _write_report(suite, store, fmt: str, out: str | None, echo: bool) -> None:
         path.write_text(text, encoding="utf-8")
     if echo:
         print(text, end="")
+
+
+def cmd_data_prepare(args) -> None:
+    from harness import data
+
+    manifest = data.prepare(args.name, args.source, args.root)
+    print(f"prepared {args.name} from {manifest['source']['kind']} in {data.data_root(args.root) / args.name}")
+    print(data.summary(manifest, args.root))
+
+
+def cmd_data_verify(args) -> None:
+    from harness import data
+
+    print(data.verify(args.name, args.root))
+
+
+def cmd_data_sources(args) -> None:
+    from harness import data
+    from harness.fewshot.datasets import DATASETS
+
+    for name in [args.name] if args.name else DATASETS.names():
+        print(f"{name}:")
+        for kind, description in data.sources(name):
+            print(f"  {kind:28} {description}")
+
+
+def require_data(specs) -> None:
+    """Fail before dispatch, with the command to type, when a run's dataset is not prepared."""
+    from harness import data
+
+    for name in sorted({spec.config["dataset"] for spec in specs}):
+        data.require_prepared(name)
 
 
 def cmd_report(args) -> None:
@@ -175,6 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     suite_command("status", cmd_status, "done / failed / running / pending counts, failures with their error")
+    data = commands.add_parser("data", help="prepare and verify datasets").add_subparsers(dest="data_command", required=True)
+    prepare = data.add_parser("prepare", help="read a dataset from the files you have into the harness layout")
+    prepare.add_argument("name")
+    prepare.add_argument("--source", required=True, help="file or folder (`harness data sources` lists the forms)")
+    prepare.add_argument("--root", default=None, help="data root (default: $HARNESS_DATA or ~/.cache/harness/data)")
+    prepare.set_defaults(func=cmd_data_prepare)
+    verify = data.add_parser("verify", help="check a prepared dataset against its known facts and hashes")
+    verify.add_argument("name")
+    verify.add_argument("--root", default=None)
+    verify.set_defaults(func=cmd_data_verify)
+    sources = data.add_parser("sources", help="the source forms each dataset accepts")
+    sources.add_argument("name", nargs="?")
+    sources.set_defaults(func=cmd_data_sources)
     report = suite_command("report", cmd_report, "tables of accuracy with intervals vs reported numbers")
     report.add_argument("--format", choices=("markdown", "csv"), default="markdown")
     report.add_argument("--out", default=None, help="also write the report here")

@@ -35,7 +35,7 @@ BOMB = 'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
 BAD_SUITES = [
     ("typo-grdi", "name: t\npaper: p\ngrdi:\n  dataset: [omniglot]\n", "grdi"),
     ("wrong-type", BASE.replace("shots: [1, 5]", 'shots: "five"'), "grid.shots"),
-    ("unknown-method", BASE.replace("[mtl, protonet]", "[mtl, maml]"), "maml"),
+    ("unknown-method", BASE.replace("[mtl, protonet]", "[mtl, mamll]"), "mamll"),
     ("non-positive-shots", BASE.replace("shots: [1, 5]", "shots: [0]"), "grid.shots"),
     ("empty-axis", BASE.replace("seed: [0]", "seed: []"), "grid.seed"),
     ("duplicate-key", BASE + "  seed: [1]\n", "grid.seed: duplicate key"),

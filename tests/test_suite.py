@@ -363,7 +363,7 @@ ERROR_CASES = [
     ("feature-norm-int", BASE + "defaults:\n  feature_norm: 3\n", 9, ["defaults.feature_norm", "true or false"]),
     ("seed-bool", BASE.replace("seed: [0]", "seed: [true]"), 7, ["grid.seed", "integer", "bool"]),
     ("unknown-dataset", BASE.replace("[omniglot]", "[omniglott]"), 4, ["grid.dataset", "omniglott", "omniglot"]),
-    ("unknown-method", BASE.replace("[mtl, protonet]", "[mtl, maml]"), 6, ["grid.method[1]", "maml", "protonet"]),
+    ("unknown-method", BASE.replace("[mtl, protonet]", "[mtl, mamll]"), 6, ["grid.method[1]", "mamll", "protonet"]),
     ("shots-zero", BASE.replace("shots: [1, 5]", "shots: [0]"), 5, ["grid.shots", ">= 1", "0"]),
     ("shots-negative", BASE.replace("shots: [1, 5]", "shots: [1, -1]"), 5, ["grid.shots[1]", ">= 1", "-1"]),
     ("ways-zero-in-grid", BASE + "  ways: [5, 0]\n", 8, ["grid.ways[1]", ">= 2"]),
