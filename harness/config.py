@@ -62,6 +62,8 @@ KEYS: dict[str, Key] = {
     "logreg_iters": Key(int, 100, "maximum Newton iterations of the logistic-regression head", minimum=1),
     # where
     "device": Key(str, "auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda")),
+    "precision": Key(str, "auto", "bf16 autocast or fp32; auto = bf16 on a GPU that supports it, else fp32", choices=("auto", "bf16", "fp32")),
+    "channels_last": Key(str, "auto", "channels-last memory format for convolutions; auto = on for GPUs", choices=("auto", "on", "off")),
 }
 
 AXES_REQUIRED = ("dataset", "shots", "method", "seed")

@@ -16,9 +16,10 @@ DEVICE_MEMORY_SHARE = 0.5  # keep at most this share of free GPU memory for one 
 
 
 class SplitTensor:
-    def __init__(self, split, dataset, device: torch.device):
+    def __init__(self, split, dataset, device: torch.device, memory_format=torch.contiguous_format):
         self.labels = split.labels
         self.device = device
+        self.memory_format = memory_format
         self.padding = getattr(dataset, "crop_padding", 0)
         self.mean = torch.tensor(dataset.mean, device=device).view(1, -1, 1, 1)
         self.std = torch.tensor(dataset.std, device=device).view(1, -1, 1, 1)
@@ -47,7 +48,7 @@ class SplitTensor:
             batch = augment(batch, self.padding, generator, jitter=0.4 if batch.shape[1] == 3 else 0.0)
         else:
             batch = batch.float().div_(255)
-        return batch.sub_(self.mean).div_(self.std)
+        return batch.sub_(self.mean).div_(self.std).contiguous(memory_format=self.memory_format)
 
 
 def fits_on_device(num_bytes: int, device: torch.device) -> bool:

@@ -29,10 +29,11 @@ def evaluate(method, split: SplitTensor, episodes: np.ndarray, shots: int, head:
 
 @torch.no_grad()
 def embed_split(method, split: SplitTensor) -> torch.Tensor:
-    return torch.cat([
-        method.embed(split.gather(np.arange(start, min(start + EVAL_BATCH_IMAGES, len(split)))))
-        for start in range(0, len(split), EVAL_BATCH_IMAGES)
-    ]).float()
+    with method.autocast():
+        return torch.cat([
+            method.embed(split.gather(np.arange(start, min(start + EVAL_BATCH_IMAGES, len(split))))).float()
+            for start in range(0, len(split), EVAL_BATCH_IMAGES)
+        ])
 
 
 @torch.no_grad()
@@ -61,6 +62,7 @@ def evaluate_adapting(method, split, episodes, shots) -> np.ndarray:
     for i, episode in enumerate(episodes):
         support = split.gather(episode[:, :shots])
         query = split.gather(episode[:, shots:])
-        scores = method.adapt_and_score(support, support_labels, query, ways)
+        with method.autocast():
+            scores = method.adapt_and_score(support, support_labels, query, ways).float()
         accuracies[i] = (scores.argmax(-1) == query_labels).double().mean().item() * 100
     return accuracies

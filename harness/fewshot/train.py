@@ -38,6 +38,16 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def use_bf16(config: dict, device: torch.device) -> bool:
+    if config["precision"] == "auto":
+        return device.type == "cuda" and torch.cuda.is_bf16_supported()
+    return config["precision"] == "bf16"
+
+
+def use_channels_last(config: dict, device: torch.device) -> bool:
+    return config["channels_last"] == "on" or (config["channels_last"] == "auto" and device.type == "cuda")
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -76,9 +86,13 @@ class Trainer:
 
         dataset = DATASETS.get(config["dataset"])
         splits = {name: dataset.load(name) for name in ("train", "val", "test")}
-        self.splits = {name: SplitTensor(split, dataset, device) for name, split in splits.items()}
+        self.bf16 = use_bf16(config, device)
+        memory_format = torch.channels_last if use_channels_last(config, device) else torch.contiguous_format
+        self.splits = {name: SplitTensor(split, dataset, device, memory_format) for name, split in splits.items()}
         backbone = BACKBONES.get(config["backbone"])(dataset.channels, dataset.image_size)
-        self.method = METHODS.get(config["method"])(backbone, config, splits["train"].num_classes).to(device)
+        self.method = METHODS.get(config["method"])(backbone, config, splits["train"].num_classes)
+        self.method.to(device, memory_format=memory_format)
+        self.method.bf16 = self.bf16
         self.head_name = config["eval_head"] or self.method.eval_head
         self.head = HEADS.get(self.head_name)
         self.optimizer = make_optimizer(config, self.method.parameters())
@@ -151,7 +165,8 @@ class Trainer:
         total = 0.0
         for task_indices, task_classes in zip(indices, classes):
             images = self.splits["train"].gather(task_indices, self.augmentation)
-            loss, _ = self.method.task_loss(images, torch.as_tensor(task_classes, device=self.device), config["shots"])
+            with self.method.autocast():
+                loss, _ = self.method.task_loss(images, torch.as_tensor(task_classes, device=self.device), config["shots"])
             (loss / config["meta_batch"]).backward()
             total += loss.item() / config["meta_batch"]
             self.images_seen += task_indices.size
@@ -230,6 +245,7 @@ class Trainer:
                 "parameters": sum(p.numel() for p in self.method.parameters()),
                 "resumed_from_step": self.resumed_from,
                 "train_split_on_device": self.splits["train"].on_device,
+                "bf16": self.bf16,
                 "peak_gpu_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             },
         }

@@ -23,6 +23,12 @@ class FewShotMethod(nn.Module):
         self.config = config
         self.num_train_classes = num_train_classes
 
+    bf16 = False  # the trainer turns bf16 autocast on where the device supports it
+
+    def autocast(self):
+        device_type = next(self.parameters()).device.type
+        return torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.bf16)
+
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         return self.backbone(images)
 
