@@ -60,6 +60,15 @@ KEYS: dict[str, Key] = {
     "eval_head": Key(str, None, "evaluation head; null = the method's own", choices=HEADS, nullable=True),
     "logreg_C": Key(float, 3.0, "inverse L2 penalty of the logistic-regression head", minimum=0.0, exclusive=True),
     "logreg_iters": Key(int, 100, "maximum Newton iterations of the logistic-regression head", minimum=1),
+    "finetune_steps": Key(int, 100, "SGD steps of the finetune head on the support features", minimum=1),
+    "finetune_lr": Key(float, 0.01, "learning rate of the finetune head", minimum=0.0, exclusive=True),
+    "svm_C": Key(float, 0.1, "cost C of the Crammer-Singer SVM (metaoptnet_svm, svm head)", minimum=0.0, exclusive=True),
+    "svm_ridge": Key(float, 1.0, "identity added to the SVM dual's quadratic term, as MetaOptNet does", minimum=0.0, exclusive=True),
+    "ridge_lambda": Key(float, 50.0, "per-example ridge penalty (r2d2, ridge head)", minimum=0.0, exclusive=True),
+    # gradient-based meta-learning
+    "inner_steps": Key(int, 5, "inner-loop steps on the support set per task (maml, fomaml, anil)", minimum=1),
+    "inner_lr": Key(float, 0.01, "inner-loop learning rate (maml, fomaml, anil)", minimum=0.0, exclusive=True),
+    "test_inner_steps": Key(int, None, "inner-loop steps at validation and test; null = inner_steps", minimum=1, nullable=True),
     # where
     "device": Key(str, "auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda")),
     "precision": Key(str, "auto", "bf16 autocast or fp32; auto = bf16 on a GPU that supports it, else fp32", choices=("auto", "bf16", "fp32")),

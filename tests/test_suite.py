@@ -211,7 +211,7 @@ def test_run_id_of_the_smallest_suite_is_stable(tmp_path, monkeypatch):
     # value deliberately, in the same commit as the schema change.
     monkeypatch.setattr(harness, "__version__", "0.1.0")
     (spec,) = expand(load_suite(write_suite(tmp_path, minimal())))
-    assert spec.run_id == "0909f6071d15"
+    assert spec.run_id == "a79933a873a0"
 
 
 def test_run_ids_are_12_hex_and_distinct(tmp_path):

@@ -93,8 +93,8 @@ class Trainer:
         self.method = METHODS.get(config["method"])(backbone, config, splits["train"].num_classes)
         self.method.to(device, memory_format=memory_format)
         self.method.bf16 = self.bf16
-        self.head_name = config["eval_head"] or self.method.eval_head
-        self.head = HEADS.get(self.head_name)
+        self.head_name = "adapt" if self.method.adapts_at_test else config["eval_head"] or self.method.eval_head
+        self.head = None if self.method.adapts_at_test else HEADS.get(self.head_name)
         self.optimizer = make_optimizer(config, self.method.parameters())
         self.scheduler = None
         if config["lr_patience"] is not None:

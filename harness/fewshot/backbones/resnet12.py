@@ -1,0 +1,71 @@
+"""ResNet-12 of MetaOptNet (Lee et al. 2019), as used by Wang, Zhao & Li (2021), with global average pooling.
+
+Four residual blocks of widths 64-160-320-640. Each block: three 3x3 conv (no bias) +
+BatchNorm, LeakyReLU(0.1) after the first two and after the residual sum, a 1x1 conv +
+BN shortcut, then 2x2 max-pool. Regularisation after the pool: dropout 0.1 in blocks
+1-2, DropBlock in blocks 3-4 (block size 5 for inputs of 64 pixels or more, i.e.
+84x84 mini/tiered-ImageNet; 2 for smaller inputs, i.e. 32x32 CIFAR-FS/FC100; clamped to
+the feature map) with the keep rate ramped linearly from 1 to 0.9 over the first
+40,000 training forward passes (MetaOptNet's drop_rate 0.1 and 20 x 2000 batches; the
+Wang et al. code uses the same module). Global average pooling gives 640-d features.
+Convs: Kaiming normal (fan_out, leaky_relu gain); BN: weight 1, bias 0.
+"""
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from harness.fewshot.backbones import register
+from harness.fewshot.backbones._dropblock import DropBlock
+
+WIDTHS = (64, 160, 320, 640)
+DROP_RATE = 0.1  # dropout rate in blocks 1-2; DropBlock's final keep rate is 1 - DROP_RATE
+
+
+def conv_bn(cin: int, cout: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, padding=kernel // 2, bias=False), nn.BatchNorm2d(cout))
+
+
+class Block(nn.Module):
+    def __init__(self, cin: int, cout: int, dropblock_size: int | None):
+        super().__init__()
+        self.convs = nn.ModuleList([conv_bn(cin, cout, 3), conv_bn(cout, cout, 3), conv_bn(cout, cout, 3)])
+        self.shortcut = conv_bn(cin, cout, 1)
+        self.dropblock = DropBlock(dropblock_size, final_keep=1 - DROP_RATE) if dropblock_size else None
+
+    def forward(self, x):
+        out = x
+        for i, conv in enumerate(self.convs):
+            out = conv(out)
+            if i < 2:
+                out = F.leaky_relu(out, 0.1)
+        out = F.max_pool2d(F.leaky_relu(out + self.shortcut(x), 0.1), 2)
+        if self.dropblock is not None:
+            return self.dropblock(out)
+        return F.dropout(out, DROP_RATE, self.training)
+
+
+class ResNet12(nn.Module):
+    out_dim = WIDTHS[-1]
+
+    def __init__(self, in_channels: int, image_size: int):
+        super().__init__()
+        dropblock_size = 5 if image_size >= 64 else 2
+        channels = (in_channels,) + WIDTHS
+        self.blocks = nn.Sequential(*[
+            Block(channels[i], channels[i + 1], dropblock_size if i >= 2 else None) for i in range(4)
+        ])
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="leaky_relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x):
+        return self.blocks(x).mean(dim=(2, 3))
+
+
+@register("resnet12")
+def resnet12(in_channels: int, image_size: int) -> nn.Module:
+    return ResNet12(in_channels, image_size)
