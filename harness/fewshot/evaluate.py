@@ -28,17 +28,19 @@ def evaluate(method, split: SplitTensor, episodes: np.ndarray, shots: int, head:
 
 
 @torch.no_grad()
-def embed_split(method, split: SplitTensor) -> torch.Tensor:
+def embed(method, split: SplitTensor, indices: np.ndarray) -> torch.Tensor:
     with method.autocast():
         return torch.cat([
-            method.embed(split.gather(np.arange(start, min(start + EVAL_BATCH_IMAGES, len(split))))).float()
-            for start in range(0, len(split), EVAL_BATCH_IMAGES)
+            method.embed(split.gather(indices[start:start + EVAL_BATCH_IMAGES])).float()
+            for start in range(0, len(indices), EVAL_BATCH_IMAGES)
         ])
 
 
 @torch.no_grad()
 def evaluate_frozen(method, split, episodes, shots, head, config) -> np.ndarray:
-    features = embed_split(method, split)
+    used, inverse = np.unique(episodes, return_inverse=True)  # embed each image the episodes use, once
+    episodes = inverse.reshape(episodes.shape)
+    features = embed(method, split, used)
     n, ways, per_class = episodes.shape
     support_labels = class_major_labels(ways, shots, features.device)
     query_labels = class_major_labels(ways, per_class - shots, features.device)
