@@ -1,7 +1,7 @@
 """Scoring episodes: per-episode accuracy (%) of a trained method on a fixed episode set.
 
-Most methods are scored on frozen features: every image of the split is embedded
-once, then an evaluation head (logistic regression, nearest centroid, fine-tuned
+Most methods are scored on frozen features: every image the episodes use is
+embedded once, then an evaluation head (logistic regression, nearest centroid, fine-tuned
 linear head) classifies the queries of all episodes in batches. Methods that
 adapt the network itself at test time (MAML and relatives) set
 ``adapts_at_test`` and score one episode at a time with ``adapt_and_score``.
