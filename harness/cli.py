@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -88,49 +89,142 @@ def _counts_line(scan, specs) -> str:
 
 
 def cmd_status(args) -> None:
+    from harness.launch import run_views
+
     suite, specs, store = planned(args)
-    scan = store.scan(specs)
-    warn(scan.warnings)
-    print(f"{suite.name}: {_counts_line(scan, specs)}")
+    view = run_views(store, specs)
+    warn(view.warnings)
+    _print_status(suite, specs, store, view)
+
+
+def _status_counts(specs, views) -> str:
+    """'N runs: a done, b failed, c running, d pending' (+ requeued, cancelled, lost when any)."""
+    from harness.launch import STATUSES
+
+    counts = {status: 0 for status in STATUSES}
     for spec in specs:
-        state = scan.states[spec.run_id]
-        if state.status == "failed":
-            error = state.record.get("error") or {}
+        counts[views[spec.run_id].status] += 1
+    queued = sum(1 for spec in specs if views[spec.run_id].queued)
+    parts = []
+    for status, number in counts.items():
+        if number or status in ("done", "failed", "running", "pending"):
+            parts.append(f"{number} {status}" + (f" ({queued} queued)" if status == "pending" and queued else ""))
+    return f"{len(specs)} runs: " + ", ".join(parts)
+
+
+def _print_status(suite, specs, store, view) -> None:
+    views = view.views
+    print(f"{suite.name}: {_status_counts(specs, views)}")
+    queued = []
+    for spec in specs:
+        run = views[spec.run_id]
+        head = f"  {run.status:<9} {spec.run_id}  {spec.label()}"
+        if run.status == "failed":
+            error = run.record.get("error") or {}
             message = (error.get("message") or "").strip().splitlines()
             first = f"{error.get('type', 'Error')}: {message[0] if message else ''}"
-            print(f"  failed  {spec.run_id}  {spec.label()}\n          {first}\n          log: {state.record.get('log')}")
-        elif state.status == "running":
-            info = state.running
-            print(f"  running {spec.run_id}  {spec.label()}  (host {info.get('host')}, pid {info.get('pid')}, since {info.get('started')})")
-    if scan.unplanned:
-        print(f"  ({scan.unplanned} records in {store.dir} belong to runs no longer in this plan)")
+            print(f"{head}\n            {first}\n            log: {run.record.get('log')}")
+        elif run.status == "running":
+            info = run.running or {}
+            where = [f"host {info.get('host')}, pid {info.get('pid')}, since {info.get('started')}"] if info else []
+            print(f"{head}  ({'; '.join([run.why] * bool(run.why) + where)})")
+        elif run.status in ("requeued", "cancelled", "lost"):
+            log = f"\n            log: {run.log}" if run.log and Path(run.log).exists() else ""
+            print(f"{head}\n            {run.why}{log}")
+        elif run.queued:
+            queued.append(run.job["job_id"])
+    if queued:
+        shown = ", ".join(queued[:10]) + (f", ... ({len(queued) - 10} more)" if len(queued) > 10 else "")
+        print(f"  {len(queued)} pending runs are queued in Slurm: jobs {shown}")
+    if view.unplanned:
+        print(f"  ({view.unplanned} records in {store.dir} belong to runs no longer in this plan)")
+
+
+def resource_overrides(args) -> dict:
+    """The resource flags of `run`, checked like the suite's `resources` (one-line errors)."""
+    from harness.suite import RESERVED_SBATCH_ARGS, RESOURCE_KEYS
+
+    values = {}
+    for name in ("gpus", "cpus", "mem_gb", "timeout_min", "partition", "account", "qos"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        minimum = RESOURCE_KEYS[name][1]
+        if minimum is not None and value < minimum:
+            raise HarnessError(f"{flag} {value}: must be >= {minimum}")
+        values[name] = value if value != "" else None
+    extra = {}
+    for item in args.sbatch or []:
+        key, sep, value = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", key):
+            raise HarnessError(f"--sbatch {item!r}: expected KEY=VALUE (or KEY for a flag), KEY an sbatch option name")
+        if key in RESERVED_SBATCH_ARGS:
+            raise HarnessError(f"--sbatch {item!r}: {key} is set by the harness")
+        extra[key] = value if sep else True
+    if extra:
+        values["sbatch_args"] = extra
+    return values
 
 
 def cmd_run(args) -> None:
-    from harness.launch import launch
+    from harness import launch as launcher
+    from harness.suite import Resources
 
     suite, specs, store = planned(args)
-    scan = store.scan(specs)
-    warn(scan.warnings)
-    wanted = {"pending"} | ({"failed"} if args.retry_failed else set())
+    overrides = resource_overrides(args)
+    for flag, value, minimum in (("--max-requeues", args.max_requeues, 0), ("--signal-delay-s", args.signal_delay_s, 1)):
+        if value is not None and value < minimum:
+            raise HarnessError(f"{flag} {value}: must be >= {minimum}")
+
+    def resources_of(spec):
+        return suite.resources_for(spec.config).updated(overrides)
+
+    if args.cluster == "slurm" and args.signal_delay_s is not None and specs:
+        shortest = min(resources_of(spec).timeout_min for spec in specs)
+        problem = launcher.signal_delay_problem(args.signal_delay_s, shortest)
+        if problem:
+            raise HarnessError(f"--signal-delay-s {args.signal_delay_s}: {problem}")
+    view = launcher.run_views(store, specs)
+    warn(view.warnings)
+    views = view.views
+    wanted = set(launcher.NOT_STARTED) | ({"failed"} if args.retry_failed else set())
     if args.force:
         wanted |= {"done", "failed"}
-    todo = [spec for spec in specs if scan.states[spec.run_id].status in wanted]
+    todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
+    active = sum(1 for spec in specs if views[spec.run_id].active)
     skipped = len(specs) - len(todo)
-    print(f"{suite.name}: {len(todo)} to run, {skipped} skipped ({_counts_line(scan, specs)})")
+    print(f"{suite.name}: {len(todo)} to run, {skipped} skipped ({_status_counts(specs, views)})")
+    if active and (args.force or args.retry_failed or todo):
+        print(f"({active} runs still queued or running are not dispatched again)")
     if not todo:
         print("nothing to run.")
+        if args.cluster == "slurm":
+            return
     else:
         require_data(todo)
-        result = launch(todo, store, args.cluster, suite.resources, args.max_parallel, progress=not args.quiet)
+        result = launcher.launch(todo, store, args.cluster, resources_of, args.max_parallel, progress=not args.quiet,
+                                 max_requeues=args.max_requeues, signal_delay_s=args.signal_delay_s)
         if args.cluster == "slurm":
-            print(f"submitted {len(result.job_ids)} jobs: {', '.join(map(str, result.job_ids))}")
-            print(f"submitit folder: {result.folder}")
-            return
+            arrays, runs = result.arrays, len(result.submitted)
+            print(f"submitted {runs} run{'s' * (runs != 1)} in {len(arrays)} job array{'s' * (len(arrays) != 1)}:")
+            for array in arrays:
+                resources = Resources(**array["resources"])
+                size = f"{array['size']} runs, at most {array['parallelism']} at once" if array["size"] > 1 else "1 run"
+                print(f"  job {array['job_id']}: {size} ({launcher.describe_resources(resources)})")
+            print(f"job ids: {' '.join(map(str, result.job_ids))}")
+            print(f"launch record: {result.record_path}")
+            if not args.wait:
+                print(f"follow with: harness status {args.suite}")
+                return
+            launcher.wait(store, result, progress=not args.quiet)
+            view = launcher.run_views(store, specs)
+            warn(view.warnings)
+            _print_status(suite, specs, store, view)
         for run_id, why in result.crashed.items():
             print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
-    if args.cluster != "slurm":
-        _write_report(suite, store, "markdown", None, echo=True)
+    _write_report(suite, store, "markdown", None, echo=True)
 
 
 def _write_report(suite, store, fmt: str, out: str | None, echo: bool) -> None:
@@ -203,11 +297,27 @@ def build_parser() -> argparse.ArgumentParser:
     suite_command("plan", cmd_plan, "the expanded grid, one row per run, with status")
     run = suite_command("run", cmd_run, "run every pending run")
     run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local")
-    run.add_argument("--max-parallel", type=int, default=None, metavar="N", help="runs at once (local default: cores / cpus per run)")
+    run.add_argument("--max-parallel", type=int, default=None, metavar="N",
+                     help="runs at once (local default: as many as the cores hold; slurm: per job array, sbatch's %%)")
     run.add_argument("--force", action="store_true", help="rerun finished runs too")
     run.add_argument("--retry-failed", action="store_true", help="rerun failed runs too")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    suite_command("status", cmd_status, "done / failed / running / pending counts, failures with their error")
+    run.add_argument("--wait", action="store_true", help="slurm: follow the jobs with a progress bar until all end, then report")
+    run.add_argument("--max-requeues", type=int, default=3, metavar="N",
+                     help="requeues after a time-out before the run is recorded as failed (default 3)")
+    run.add_argument("--signal-delay-s", type=int, default=None, metavar="S",
+                     help="slurm: checkpoint and requeue S to S+30 s before the time limit (default: 90, less for limits under 4 min)")
+    given = run.add_argument_group("resources (override the suite's `resources` for every run)")
+    given.add_argument("--gpus", type=int, default=None, metavar="N")
+    given.add_argument("--cpus", type=int, default=None, metavar="N")
+    given.add_argument("--mem-gb", type=float, default=None, metavar="GB")
+    given.add_argument("--timeout-min", type=int, default=None, metavar="MIN")
+    given.add_argument("--partition", default=None)
+    given.add_argument("--account", default=None)
+    given.add_argument("--qos", default=None)
+    given.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
+                       help="any further sbatch option, e.g. --sbatch constraint=a100 (repeatable; KEY alone for a flag)")
+    suite_command("status", cmd_status, "done / failed / running / requeued / pending / cancelled / lost, with errors and logs")
     data = commands.add_parser("data", help="prepare and verify datasets").add_subparsers(dest="data_command", required=True)
     prepare = data.add_parser("prepare", help="read a dataset from the files you have into the harness layout")
     prepare.add_argument("name")

@@ -152,7 +152,9 @@ class stop_on_signals:
 
     def _handle(self, signum, frame):
         self.log(f"received {signal.Signals(signum).name}: stopping at the next step boundary")
-        self.received = (signum, frame)
+        if self.received is None or signum != signal.SIGTERM:
+            # The preemption signal (requeue) wins over SIGTERM, whatever order Python runs them in.
+            self.received = (signum, frame)
         self.trainer.stop_requested = True
 
     def __enter__(self):

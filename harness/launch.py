@@ -1,47 +1,165 @@
 """Dispatch RunSpecs through submitit: in-process (debug), local subprocesses, or SLURM.
 
-Knows RunSpecs, resources and the store; nothing about training. Every launch gets a
-fresh submitit folder, so stale result files of an earlier launch are never read.
+Knows RunSpecs, resources, the store and the scheduler's answers; nothing about
+training. Small pure functions (grouping, splitting, sbatch parameters, GPU slots,
+the merge of records with the scheduler's view) around thin submitit calls.
+
+Every launch gets a fresh submitit folder (``results/<suite>/.submitit/<launch id>``),
+so result files of an earlier launch are never read, and a launch record
+(``results/<suite>/launches/<launch id>.json``: cluster, folder, job name, and for
+each run its job id and log files) that `status` and `run --wait` read to ask the
+scheduler about exactly these jobs, in one query.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import json
 import os
+import re
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
-import submitit
 from tqdm import tqdm
 
-from harness.job import Job
-from harness.store import Store
+from harness import HarnessError, scheduler
+from harness.store import RunState, Store, write_json_atomic
 from harness.suite import Resources
 
 CLUSTERS = ("local", "debug", "slurm")
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.5  # local executor: how often finished processes are looked for
+DEFAULT_MAX_REQUEUES = 3  # submitit's max_num_timeout: requeues after a time-out before the run fails
+LAUNCHES = "launches"
+# What status shows, in this order.
+STATUSES = ("done", "failed", "running", "requeued", "pending", "cancelled", "lost")
+# Runs that `run` dispatches again without --force/--retry-failed: nothing is working on them.
+NOT_STARTED = ("pending", "cancelled", "lost")
 
 
 @dataclass
 class LaunchResult:
     folder: Path
+    launch_id: str = ""
+    record_path: Path | None = None  # results/<suite>/launches/<launch id>.json
     submitted: list = field(default_factory=list)  # run ids
     job_ids: list = field(default_factory=list)
+    arrays: list = field(default_factory=list)  # slurm: one dict per sbatch call (job id, size, resources)
     crashed: dict = field(default_factory=dict)  # run id -> why the worker died without a record
 
 
-def launch_folder(store: Store) -> Path:
+# ---------------------------------------------------------------- pure pieces
+
+
+def new_launch_id() -> str:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return store.dir / ".submitit" / f"{stamp}-{uuid.uuid4().hex[:6]}"
+    return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def default_parallel(resources: Resources) -> int:
+def launch_folder(store: Store, launch_id: str | None = None) -> Path:
+    return store.dir / ".submitit" / (launch_id or new_launch_id())
+
+
+def job_name(suite: str, launch_id: str) -> str:
+    """Unique per launch: a job id reused after a cluster reset never matches our name."""
+    return f"harness-{suite}-{launch_id.rsplit('-', 1)[-1]}"
+
+
+def group_by_resources(specs: Iterable, resources_of: Callable) -> list[tuple[Resources, list]]:
+    """One group per distinct resource request, in order of first appearance."""
+    groups: dict[tuple, tuple[Resources, list]] = {}
+    for spec in specs:
+        resources = resources_of(spec)
+        groups.setdefault(resources.key(), (resources, []))[1].append(spec)
+    return list(groups.values())
+
+
+def chunks(items: list, size: int) -> list[list]:
+    """Consecutive pieces of at most ``size`` items (arrays above MaxArraySize are split)."""
+    if size < 1:
+        raise ValueError("chunk size must be >= 1")
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def default_signal_delay(timeout_min: int) -> int:
+    """Seconds before the time limit for Slurm's checkpoint signal (``--signal=USR2@S``).
+
+    Slurm looks at time limits every 30 s and sends the signal at the first look where
+    at most S + 30 s remain, so it arrives S to S + 30 s before the limit (and the kill
+    0 to 30 s after it). submitit's 90 s for long jobs; for short ones, the signal comes
+    no earlier than half way: 1 min -> 5 (signal 25 to 55 s in), 2 min -> 30, 3 min -> 60.
+    """
+    return int(min(90, max(5, timeout_min * 30 - 30)))
+
+
+def signal_delay_problem(signal_delay_s: int, timeout_min: int) -> str | None:
+    """Why a signal delay would let the checkpoint signal hit a job as it starts, or None.
+
+    The signal may come as early as timeout - S - 30 s into the job; before the job has
+    installed its handlers, USR2 kills it.
+    """
+    earliest = timeout_min * 60 - signal_delay_s - 30
+    if earliest < 10:
+        return (f"with a {timeout_min} min time limit Slurm may send the checkpoint signal {max(0, earliest)} s "
+                f"into the job (it sends it up to 30 s early); use less than {timeout_min * 60 - 40}")
+    return None
+
+
+def sbatch_memory(mem_gb: float) -> str:
+    return f"{int(mem_gb)}G" if float(mem_gb).is_integer() else f"{int(round(mem_gb * 1024))}M"
+
+
+def slurm_parameters(resources: Resources, count: int, name: str, max_parallel: int | None = None,
+                     signal_delay_s: int | None = None) -> dict:
+    """submitit SlurmExecutor parameters for one sbatch call of ``count`` runs."""
+    parameters = {
+        "job_name": name,
+        "time": int(resources.timeout_min),
+        "cpus_per_task": int(resources.cpus),
+        "mem": sbatch_memory(resources.mem_gb),
+        "signal_delay_s": int(signal_delay_s if signal_delay_s is not None else default_signal_delay(resources.timeout_min)),
+        "array_parallelism": max(1, min(count, max_parallel or count)),
+    }
     if resources.gpus:
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        count = len([g for g in visible.split(",") if g]) if visible is not None else _cuda_count()
-        return max(1, count // resources.gpus)
-    return max(1, (os.cpu_count() or 1) // resources.cpus)
+        parameters["gpus_per_node"] = int(resources.gpus)
+    for key in ("partition", "account", "qos"):
+        if getattr(resources, key):
+            parameters[key] = getattr(resources, key)
+    extra = {key.replace("-", "_"): value for key, value in resources.sbatch_args.items() if value is not False}
+    if extra:
+        parameters["additional_parameters"] = extra
+    return parameters
+
+
+def describe_resources(resources: Resources) -> str:
+    parts = [f"{resources.cpus} cpu", f"{resources.mem_gb:g} GB", f"{resources.timeout_min} min"]
+    if resources.gpus:
+        parts.insert(0, f"{resources.gpus} gpu")
+    for key in ("partition", "account", "qos"):
+        if getattr(resources, key):
+            parts.append(f"{key} {getattr(resources, key)}")
+    parts += [f"--{k.replace('_', '-')}" + ("" if v is True else f"={v}") for k, v in sorted(resources.sbatch_args.items())]
+    return ", ".join(parts)
+
+
+def parse_visible_devices(text: str | None) -> list[int] | None:
+    """CUDA_VISIBLE_DEVICES -> GPU indices; None when unset (all GPUs), [] when empty or
+    when it names GPUs by UUID (those cannot be pinned through submitit's visible_gpus)."""
+    if text is None:
+        return None
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if not all(re.fullmatch(r"\d+", item) for item in items):
+        return []
+    return [int(item) for item in items]
+
+
+def visible_gpus() -> list[int] | None:
+    """The GPUs this process may use, by index (CUDA_VISIBLE_DEVICES, else all torch sees)."""
+    parsed = parse_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return parsed if parsed is not None else list(range(_cuda_count()))
 
 
 def _cuda_count() -> int:
@@ -53,89 +171,397 @@ def _cuda_count() -> int:
         return 0
 
 
-def launch(specs, store: Store, cluster: str, resources: Resources,
-           max_parallel: int | None = None, progress: bool = True) -> LaunchResult:
+class GpuSlots:
+    """Which visible GPUs are free; a run takes ``gpus`` of them for itself until it ends."""
+
+    def __init__(self, gpus: Iterable[int]):
+        self.free = list(gpus)
+        self.total = len(self.free)
+
+    def need(self, gpus: int) -> int:
+        """GPUs a run asking for ``gpus`` gets: all of them when it asks for more than exist."""
+        return min(gpus, self.total)
+
+    def take(self, count: int) -> tuple[int, ...] | None:
+        """``count`` free GPUs (lowest first), or None when too few are free now."""
+        if count <= 0:
+            return ()
+        if count > len(self.free):
+            return None
+        taken, self.free = tuple(self.free[:count]), self.free[count:]
+        return taken
+
+    def give_back(self, gpus: Iterable[int]) -> None:
+        self.free = sorted(set(self.free) | set(gpus))
+
+
+def can_start(resources: Resources, running: list[Resources], cap: int | None, cpus: int,
+              slots: GpuSlots) -> bool:
+    """Local executor admission: below the cap (or, without one, within the machine's CPUs),
+    and enough free GPUs when the run wants some and the machine has any."""
+    if cap is not None and len(running) >= cap:
+        return False
+    if cap is None and running and sum(r.cpus for r in running) + resources.cpus > cpus:
+        return False
+    if resources.gpus and slots.total and len(slots.free) < slots.need(resources.gpus):
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- launch records
+
+
+def launches_dir(store: Store) -> Path:
+    return store.dir / LAUNCHES
+
+
+def write_launch(store: Store, record: dict) -> Path:
+    path = launches_dir(store) / f"{record['launch_id']}.json"
+    write_json_atomic(path, record)
+    return path
+
+
+def read_launches(store: Store) -> tuple[list[dict], list[str]]:
+    """Every launch record of the suite, oldest first, and warnings about damaged ones."""
+    records, warnings = [], []
+    folder = launches_dir(store)
+    if not folder.is_dir():
+        return records, warnings
+    for path in sorted(folder.glob("*.json")):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            warnings.append(f"{path}: unreadable launch record ({type(error).__name__}); ignored")
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("runs"), dict):
+            warnings.append(f"{path}: not a launch record; ignored")
+            continue
+        records.append(record)
+    records.sort(key=lambda r: (str(r.get("created", "")), str(r.get("launch_id", ""))))
+    return records, warnings
+
+
+def latest_jobs(launches: list[dict], run_ids: Iterable[str]) -> dict[str, dict]:
+    """run id -> its job in the latest launch that dispatched it:
+    {job_id, cluster, job_name, stdout, stderr, launch_id}."""
+    wanted, jobs = set(run_ids), {}
+    for launch in launches:  # oldest first: later launches win
+        for run_id, job in launch["runs"].items():
+            if run_id in wanted and isinstance(job, dict) and job.get("job_id") is not None:
+                jobs[run_id] = {**job, "job_id": str(job["job_id"]), "cluster": launch.get("cluster"),
+                                "job_name": launch.get("job_name"), "launch_id": launch.get("launch_id")}
+    return jobs
+
+
+# ---------------------------------------------------------------- records + scheduler
+
+
+@dataclass
+class RunView:
+    """One run as `status` shows it: the record's word when there is one, else the scheduler's."""
+
+    status: str  # one of STATUSES
+    record: dict | None = None
+    running: dict | None = None  # running.json of a local or Slurm worker
+    job: dict | None = None  # its job in the latest launch
+    job_state: scheduler.JobState | None = None
+    queued: bool = False  # pending in the scheduler's queue (not to be dispatched again)
+    why: str = ""  # one line: the scheduler's state, exit code, requeues
+    log: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """A worker or a queued job will still produce this run's record."""
+        return self.status in ("running", "requeued") or self.queued
+
+
+def merge_state(state: RunState, job: dict | None, states: dict | None) -> RunView:
+    """Combine the store's view of a run with the scheduler's view of its latest job.
+
+    ``states`` is the scheduler's answer (job id -> JobState) or None when it was not
+    asked or could not answer. A valid record always wins (done, failed). Without one:
+    the job queued (pending, or requeued after a preemption or time-out), running, or
+    ended: cancelled, or lost (the scheduler ended it and it wrote no record; a job the
+    scheduler does not know at all is lost too).
+    """
+    if state.status in ("done", "failed"):
+        return RunView(state.status, record=state.record, job=job, log=(state.record or {}).get("log"))
+    fallback = RunView(state.status, running=state.running, job=job,
+                       log=(state.running or {}).get("log"))
+    if job is None or job.get("cluster") != "slurm" or states is None:
+        return fallback
+    job_id = job["job_id"]
+    found = states.get(job_id)
+    stderr = job.get("stderr")
+    if found is None:
+        return RunView("lost", running=state.running, job=job, why=f"job {job_id} is unknown to the scheduler",
+                       log=stderr)
+    requeued = f", requeued {found.requeues}x" if found.requeues else ""
+    view = RunView("pending", running=state.running, job=job, job_state=found,
+                   why=f"job {job_id} {found.describe}{requeued}", log=stderr)
+    if found.state in scheduler.QUEUED:
+        if found.requeues or found.state != "PENDING":
+            view.status = "requeued"
+        else:
+            view.queued = True
+    elif found.state in scheduler.CANCELLED:
+        view.status = "cancelled"
+    elif found.state in scheduler.ENDED:
+        view.status = "lost"
+        view.why += " without writing a record"
+    else:  # running, or a state we do not know: something still works on it
+        view.status = "running"
+        view.log = (state.running or {}).get("log") or stderr
+    return view
+
+
+def query_scheduler(jobs: dict[str, dict]) -> tuple[dict | None, str | None]:
+    """ONE scheduler query for the Slurm jobs among ``jobs``: (job id -> JobState, or None
+    and why, when no Slurm answers)."""
+    slurm = [job for job in jobs.values() if job.get("cluster") == "slurm"]
+    if not slurm:
+        return {}, None
+    names = {job["job_name"] for job in slurm if job.get("job_name")}
+    try:
+        return scheduler.query([job["job_id"] for job in slurm], names or None), None
+    except scheduler.SchedulerError as error:
+        return None, f"Slurm not reachable ({error}): showing what the records say"
+
+
+@dataclass
+class SuiteView:
+    views: dict  # run id -> RunView, in plan order
+    warnings: list
+    unplanned: int = 0  # records of runs no longer in the plan
+
+
+def run_views(store: Store, specs) -> SuiteView:
+    """Every planned run's view: records, launch records, and one scheduler query.
+
+    The scheduler is asked first and the records read after, so a job that finished
+    between the two is never mistaken for one that ended without a record.
+    """
     specs = list(specs)
-    result = LaunchResult(folder=launch_folder(store))
+    launches, warnings = read_launches(store)
+    scan = store.scan(specs)
+    warnings = scan.warnings + warnings
+    open_runs = [spec.run_id for spec in specs if scan.states[spec.run_id].status not in ("done", "failed")]
+    jobs = latest_jobs(launches, open_runs)
+    states, problem = query_scheduler(jobs)
+    if problem:
+        warnings.append(problem)
+    if jobs:
+        by_id = {spec.run_id: spec for spec in specs}
+        rescan = store.scan([by_id[run_id] for run_id in jobs])  # records that appeared meanwhile
+        scan.states.update(rescan.states)
+    views = {spec.run_id: merge_state(scan.states[spec.run_id], jobs.get(spec.run_id), states) for spec in specs}
+    return SuiteView(views, warnings, scan.unplanned)
+
+
+# ---------------------------------------------------------------- launching
+
+
+def launch(specs, store: Store, cluster: str, resources: Resources | Callable, max_parallel: int | None = None,
+           progress: bool = True, max_requeues: int = DEFAULT_MAX_REQUEUES,
+           signal_delay_s: int | None = None) -> LaunchResult:
+    """Dispatch ``specs``; ``resources`` is one Resources for all, or spec -> Resources."""
+    specs = list(specs)
+    resources_of = resources if callable(resources) else (lambda spec, r=resources: r)
+    launch_id = new_launch_id()
+    result = LaunchResult(folder=launch_folder(store, launch_id), launch_id=launch_id)
     if not specs:
         return result
     store.dir.mkdir(parents=True, exist_ok=True)
-    jobs = [Job(spec, str(store.root), threads=resources.cpus) for spec in specs]
+    root = str(store.root.resolve())
+    record = {
+        "launch_id": launch_id,
+        "suite": store.suite,
+        "cluster": cluster,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds"),
+        "folder": str(result.folder.resolve()),
+        "job_name": job_name(store.suite, launch_id) if cluster == "slurm" else None,
+        "max_parallel": max_parallel,
+        "max_requeues": max_requeues,
+        "arrays": [],
+        "runs": {},
+    }
     if cluster == "debug":
-        _run_debug(jobs, result, progress)
+        _run_debug(specs, root, resources_of, result, record, store, progress)
     elif cluster == "local":
-        _run_local(jobs, result, resources, max_parallel or default_parallel(resources), progress)
+        _run_local(specs, root, resources_of, result, record, store, max_parallel, progress, max_requeues)
     elif cluster == "slurm":
-        _submit_slurm(jobs, result, resources, max_parallel)
+        _submit_slurm(specs, root, resources_of, result, record, store, max_parallel, max_requeues, signal_delay_s)
     else:
         raise ValueError(f"unknown cluster {cluster!r}")
     return result
 
 
-def _run_debug(jobs, result: LaunchResult, progress: bool) -> None:
+def _note(record: dict, run_id: str, submitted) -> None:
+    paths = getattr(submitted, "paths", None)
+    record["runs"][run_id] = {
+        "job_id": str(submitted.job_id),
+        "stdout": str(paths.stdout) if paths is not None else None,
+        "stderr": str(paths.stderr) if paths is not None else None,
+    }
+
+
+def _run_debug(specs, root, resources_of, result: LaunchResult, record: dict, store: Store, progress: bool) -> None:
+    import submitit
+
+    from harness.job import Job
+
     executor = submitit.DebugExecutor(folder=result.folder)
-    for job in tqdm(jobs, desc="runs", unit="run", disable=not progress):
+    for spec in tqdm(specs, desc="runs", unit="run", disable=not progress):
+        job = Job(spec, root, threads=resources_of(spec).cpus)
         submitted = executor.submit(job)
-        result.submitted.append(job.spec.run_id)
+        result.submitted.append(spec.run_id)
         result.job_ids.append(submitted.job_id)
-        _collect(submitted, job, result)
+        _note(record, spec.run_id, submitted)
+        result.record_path = write_launch(store, record)
+        _collect(submitted, spec.run_id, result)
 
 
-def _run_local(jobs, result: LaunchResult, resources: Resources, parallel: int, progress: bool) -> None:
-    """Run at most ``parallel`` jobs at once, each in its own process; wait for all."""
-    executor = submitit.LocalExecutor(folder=result.folder)
-    executor.update_parameters(timeout_min=resources.timeout_min, gpus_per_node=resources.gpus)
-    waiting, running = list(jobs), []
-    bar = tqdm(total=len(jobs), desc="runs", unit="run", disable=not progress)
+def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, store: Store,
+               max_parallel: int | None, progress: bool, max_requeues: int) -> None:
+    """Each run in its own process: at most ``max_parallel`` at once (default: as many as
+    the CPUs hold), each GPU run pinned to GPUs of its own; wait for all."""
+    import submitit
+
+    from harness.job import Job
+
+    executor = submitit.LocalExecutor(folder=result.folder, max_num_timeout=max_requeues)
+    slots = GpuSlots(visible_gpus() if any(resources_of(s).gpus for s in specs) else [])
+    cpus = os.cpu_count() or 1
+    waiting, running = list(specs), []  # running: (submitted, spec, resources, gpus)
+    bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
     try:
         while waiting or running:
-            while waiting and len(running) < parallel:
-                job = waiting.pop(0)
-                submitted = executor.submit(job)
-                result.submitted.append(job.spec.run_id)
+            while waiting and can_start(resources_of(waiting[0]), [r for _, _, r, _ in running], max_parallel, cpus, slots):
+                spec = waiting.pop(0)
+                resources = resources_of(spec)
+                if slots.total:  # pinned: this run sees its own GPUs only (none for a CPU run)
+                    gpus = slots.take(slots.need(resources.gpus))
+                    executor.update_parameters(timeout_min=resources.timeout_min, gpus_per_node=len(gpus), visible_gpus=gpus)
+                else:
+                    gpus = ()
+                    executor.update_parameters(timeout_min=resources.timeout_min, gpus_per_node=resources.gpus, visible_gpus=())
+                submitted = executor.submit(Job(spec, root, threads=resources.cpus))
+                result.submitted.append(spec.run_id)
                 result.job_ids.append(submitted.job_id)
-                running.append((submitted, job))
-            finished = [(s, j) for s, j in running if s.done()]
-            for submitted, job in finished:
-                running.remove((submitted, job))
-                _collect(submitted, job, result)
+                _note(record, spec.run_id, submitted)
+                record["runs"][spec.run_id]["visible_gpus"] = list(gpus)
+                result.record_path = write_launch(store, record)
+                running.append((submitted, spec, resources, gpus))
+            finished = [entry for entry in running if entry[0].done()]
+            for entry in finished:
+                running.remove(entry)
+                slots.give_back(entry[3])
+                _collect(entry[0], entry[1].run_id, result)
                 bar.update(1)
             if not finished:
                 time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
-        for submitted, _ in running:
+        for submitted, *_ in running:
             submitted.cancel(check=False)
         raise
     finally:
         bar.close()
 
 
-def _collect(submitted, job: Job, result: LaunchResult) -> None:
+def _collect(submitted, run_id: str, result: LaunchResult) -> None:
     """A worker that died (killed, out of memory) leaves no record: say why."""
     try:
         submitted.result()
     except Exception as error:  # the job's own failures are records; this is the worker dying
         first = str(error).strip().splitlines()
-        result.crashed[job.spec.run_id] = first[-1] if first else type(error).__name__
+        result.crashed[run_id] = first[-1] if first else type(error).__name__
 
 
-def _submit_slurm(jobs, result: LaunchResult, resources: Resources, max_parallel: int | None) -> None:
-    executor = submitit.AutoExecutor(folder=result.folder, cluster="slurm")
-    parameters = {
-        "timeout_min": resources.timeout_min,
-        "gpus_per_node": resources.gpus,
-        "cpus_per_task": resources.cpus,
-        "mem_gb": resources.mem_gb,
-        "slurm_array_parallelism": max_parallel or len(jobs),
-        "name": f"harness-{jobs[0].spec.suite}",
-    }
-    for name in ("partition", "account", "qos"):
-        if getattr(resources, name):
-            parameters[f"slurm_{name}"] = getattr(resources, name)
-    if resources.sbatch_args:
-        parameters["slurm_additional_parameters"] = dict(resources.sbatch_args)
-    executor.update_parameters(**parameters)
-    with executor.batch():
-        submitted = [executor.submit(job) for job in jobs]
-    result.submitted = [job.spec.run_id for job in jobs]
-    result.job_ids = [s.job_id for s in submitted]
+def _submit_slurm(specs, root, resources_of, result: LaunchResult, record: dict, store: Store,
+                  max_parallel: int | None, max_requeues: int, signal_delay_s: int | None) -> None:
+    """One job array per distinct resource request, split at the cluster's MaxArraySize;
+    the launch record is rewritten after each sbatch, so what was submitted is never lost."""
+    import submitit
+
+    from harness.job import Job
+
+    size = scheduler.max_array_size()
+    for resources, group in group_by_resources(specs, resources_of):
+        for chunk in chunks(group, size):
+            executor = submitit.SlurmExecutor(folder=result.folder, max_num_timeout=max_requeues)
+            parameters = slurm_parameters(resources, len(chunk), record["job_name"], max_parallel, signal_delay_s)
+            try:
+                executor.update_parameters(**parameters)
+                with executor.batch():
+                    submitted = [executor.submit(Job(spec, root, threads=resources.cpus)) for spec in chunk]
+            except Exception as error:  # sbatch refused (bad partition, too much memory, ...)
+                lines = [line for line in str(error).strip().splitlines() if line.strip()]
+                done = f"; {len(result.submitted)} runs were submitted before (see {result.record_path})" if result.submitted else ""
+                raise HarnessError(f"sbatch failed for {len(chunk)} runs ({describe_resources(resources)}): "
+                                   f"{lines[-1] if lines else type(error).__name__}{done}") from None
+            array = {"job_id": scheduler.base_id(submitted[0].job_id), "size": len(chunk),
+                     "parallelism": parameters["array_parallelism"], "resources": _resources_dict(resources)}
+            record["arrays"].append(array)
+            result.arrays.append(array)
+            for spec, job in zip(chunk, submitted):
+                result.submitted.append(spec.run_id)
+                result.job_ids.append(job.job_id)
+                _note(record, spec.run_id, job)
+            result.record_path = write_launch(store, record)
+
+
+def _resources_dict(resources: Resources) -> dict:
+    return dataclasses.asdict(resources)
+
+
+# ---------------------------------------------------------------- waiting
+
+
+def wait(store: Store, result: LaunchResult, poll_seconds: float | None = None, progress: bool = True,
+         give_up_after: int = 20) -> dict[str, scheduler.JobState]:
+    """Follow a Slurm launch until every job has ended: ONE scheduler query per poll for
+    all its jobs (never submitit's per-job watchers, never a wait on a result file, so a
+    cancelled or killed job cannot hang it). Stops after ``give_up_after`` failed queries
+    in a row. Returns the last states."""
+    if poll_seconds is None:
+        poll_seconds = float(os.environ.get("HARNESS_POLL_SECONDS", 5))
+    job_ids = list(result.job_ids)
+    names = {job_name(store.suite, result.launch_id)}
+    states: dict[str, scheduler.JobState] = {}
+    missing_polls: dict[str, int] = {}
+    failures = 0
+    bar = tqdm(total=len(job_ids), desc="jobs", unit="job", disable=not progress, file=sys.stderr)
+    try:
+        while True:
+            try:
+                states = scheduler.query(job_ids, names)
+                failures = 0
+            except scheduler.SchedulerError as error:
+                failures += 1
+                if failures >= give_up_after:
+                    print(f"warning: stopped waiting: {error}", file=sys.stderr)
+                    return states
+                time.sleep(poll_seconds)
+                continue
+            ended = 0
+            for job_id in job_ids:
+                if job_id in states:
+                    missing_polls.pop(job_id, None)
+                    ended += states[job_id].final
+                else:  # left the queue and unknown to accounting: gone once it stays so
+                    missing_polls[job_id] = missing_polls.get(job_id, 0) + 1
+                    ended += missing_polls[job_id] >= 3
+            tally: dict[str, int] = {}
+            for state in states.values():
+                tally[state.state.lower()] = tally.get(state.state.lower(), 0) + 1
+            bar.n = ended
+            bar.set_postfix_str(", ".join(f"{n} {s}" for s, n in sorted(tally.items())), refresh=False)
+            bar.refresh()
+            if ended == len(job_ids):
+                return states
+            time.sleep(poll_seconds)
+    except KeyboardInterrupt:
+        print("stopped waiting; the jobs go on (harness status shows them)", file=sys.stderr)
+        return states
+    finally:
+        bar.close()

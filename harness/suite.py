@@ -4,6 +4,7 @@ Pure Python: no torch. See the README for every key, with a complete example.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import math
@@ -26,6 +27,8 @@ class SuiteError(HarnessError):
 
 @dataclass(frozen=True)
 class Resources:
+    """What one run asks of the scheduler. Not part of the run id: it does not change results."""
+
     gpus: int = 0
     cpus: int = 1
     mem_gb: float = 4.0
@@ -35,6 +38,21 @@ class Resources:
     qos: str | None = None
     sbatch_args: dict = field(default_factory=dict)
 
+    def updated(self, values: dict) -> "Resources":
+        """A copy with ``values`` set; ``sbatch_args`` are merged option by option."""
+        values = dict(values)
+        if "sbatch_args" in values:
+            values["sbatch_args"] = {**self.sbatch_args, **values["sbatch_args"]}
+        return dataclasses.replace(self, **values)
+
+    def key(self) -> tuple:
+        """Hashable identity: runs with equal keys can share one job array."""
+        return tuple((f.name, tuple(sorted(self.sbatch_args.items())) if f.name == "sbatch_args" else getattr(self, f.name))
+                     for f in dataclasses.fields(self))
+
+
+# sbatch options the harness (through submitit) sets itself: never from sbatch_args or --sbatch
+RESERVED_SBATCH_ARGS = frozenset({"array", "output", "error", "open-mode", "open_mode", "job-name", "job_name", "wrap"})
 
 # name -> (types, minimum or None, nullable)
 RESOURCE_KEYS = {
@@ -73,6 +91,7 @@ class Reported:
 class Override:
     when: dict
     set: dict
+    resources: dict = field(default_factory=dict)  # resource keys for the matching runs
 
 
 @dataclass(frozen=True)
@@ -100,6 +119,15 @@ class Suite:
                     config.update(override.set)
             if not any(matches(config, rule) for rule in self.exclude):
                 yield config
+
+    def resources_for(self, config: dict) -> Resources:
+        """The suite's resources with the `resources` of every override whose `when` matches
+        the run's resolved config, in order (the last wins)."""
+        resources = self.resources
+        for override in self.overrides:
+            if override.resources and matches(config, override.when):
+                resources = resources.updated(override.resources)
+        return resources
 
     @property
     def axes(self) -> list[str]:
@@ -249,22 +277,29 @@ class _Validator:
         for i, item in enumerate(value):
             keypath = f"overrides[{i}]"
             entry = self.mapping(item, keypath, value, i)
-            self.known_keys(entry, ("when", "set"), keypath)
-            for required in ("when", "set"):
-                if required not in entry:
-                    self.fail(f"{keypath}.{required}", "missing (required)", self.line(value, i))
+            self.known_keys(entry, ("when", "set", "resources"), keypath)
+            if "when" not in entry:
+                self.fail(f"{keypath}.when", "missing (required)", self.line(value, i))
+            if "set" not in entry and "resources" not in entry:
+                self.fail(f"{keypath}.set", "missing (required, unless the entry gives resources)", self.line(value, i))
             yield Override(
                 when=self.rule(entry["when"], f"{keypath}.when", entry, "when"),
-                set=self.config_map(entry["set"], f"{keypath}.set", entry, "set"),
+                set=self.config_map(entry["set"], f"{keypath}.set", entry, "set") if "set" in entry else {},
+                resources=self.resource_values(entry["resources"], f"{keypath}.resources", entry, "resources")
+                if "resources" in entry else {},
             )
 
     def resources(self, value, doc) -> Resources:
-        mapping = self.mapping(value, "resources", doc, "resources")
-        self.known_keys(mapping, RESOURCE_KEYS, "resources")
+        return Resources(**self.resource_values(value, "resources", doc, "resources"))
+
+    def resource_values(self, value, where: str, parent, key) -> dict:
+        """A checked mapping of resource keys (all optional) found at key path ``where``."""
+        mapping = self.mapping(value, where, parent, key)
+        self.known_keys(mapping, RESOURCE_KEYS, where)
         checked = {}
         for name, item in mapping.items():
             types, minimum, nullable = RESOURCE_KEYS[name]
-            keypath, line = f"resources.{name}", self.line(mapping, name)
+            keypath, line = f"{where}.{name}", self.line(mapping, name)
             if item is None and nullable:
                 checked[name] = None
                 continue
@@ -276,9 +311,11 @@ class _Validator:
                 for arg, arg_value in item.items():
                     if not isinstance(arg, str) or not isinstance(arg_value, (str, int, float, bool)):
                         self.fail(f"{keypath}.{arg}", "must map option names to plain values", self.line(item, arg) or line)
+                    if arg in RESERVED_SBATCH_ARGS:
+                        self.fail(f"{keypath}.{arg}", "set by the harness itself; leave it out", self.line(item, arg) or line)
                 item = dict(item)
             checked[name] = item
-        return Resources(**checked)
+        return checked
 
     def reported(self, value, doc, grid, defaults) -> Iterator[Reported]:
         if not isinstance(value, list):

@@ -1,6 +1,10 @@
-"""Shared fixtures: tiny suites on the real Omniglot data, written into a temp folder."""
+"""Shared fixtures: tiny suites on the real Omniglot data, written into a temp folder;
+a real Slurm for tests marked `slurm`."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -47,3 +51,39 @@ def results(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "results"
     monkeypatch.setenv("HARNESS_RESULTS", str(folder))
     return folder
+
+
+# ---------------------------------------------------------------- a real Slurm
+
+def slurm_unreachable() -> str | None:
+    """Why no Slurm can be reached, or None when `sinfo` answers."""
+    if shutil.which("sinfo") is None:
+        return "sinfo is not installed"
+    try:
+        done = subprocess.run(["sinfo", "-h"], capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"sinfo did not answer: {error}"
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        return f"sinfo exited {done.returncode}: {lines[-1] if lines else 'no output'}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm() -> None:
+    """Skip without a reachable Slurm; fail instead when HARNESS_EXPECT_SLURM=1 (CI brought one up).
+
+    Every test marked `slurm` uses it (see pytest_collection_modifyitems).
+    """
+    why = slurm_unreachable()
+    if why is None:
+        return
+    if os.environ.get("HARNESS_EXPECT_SLURM") == "1":
+        pytest.fail(f"HARNESS_EXPECT_SLURM=1 but no Slurm is reachable: {why}", pytrace=False)
+    pytest.skip(f"no Slurm reachable ({why}); start one with scripts/local_slurm.sh up")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("slurm") is not None and "slurm" not in getattr(item, "fixturenames", ()):
+            item.fixturenames.insert(0, "slurm")
