@@ -151,7 +151,8 @@ class Trainer:
     def resume(self) -> int | None:
         if self.checkpoint is None or not self.checkpoint.exists():
             return None
-        self.load_state_dict(torch.load(self.checkpoint, map_location=self.device, weights_only=False))
+        # Loaded to the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest.
+        self.load_state_dict(torch.load(self.checkpoint, map_location="cpu", weights_only=False))
         self.log(f"resumed from checkpoint at step {self.step}")
         return self.step
 
