@@ -1,0 +1,314 @@
+"""Train one multi-task run (Kurin et al. 2022 protocol): epochs of shuffled batches, one
+multi-task optimizer step per batch, validation after every epoch, test whenever the
+validation improves; return metrics, timing and details.
+
+Contract (as the few-shot Trainer): ``Trainer(config, checkpoint=Path|None, log=print)``,
+``.run() -> {"metrics", "timing", "details"}``. ``stop_requested`` is checked at every
+step boundary: the checkpoint is saved atomically and ``StopRequested`` raised. The
+whole state (model, optimisers, lr schedule, the multi-task optimizer's state such as
+DWA's loss history and learnable loss scales, the epoch's batch order and position,
+model-selection bookkeeping, every random generator, clocks) is saved every
+``CHECKPOINT_SECONDS`` and on a stop; a new Trainer for the same run resumes from it,
+and on the CPU gives exactly the metrics of an uninterrupted run.
+
+Model selection (as the official code): after every epoch the validation split is
+scored; when its ``average`` is at least the best so far, the test split is scored and
+kept. ``average`` is the mean of the higher-is-better metrics (``tasks.score``): mean
+accuracy over the tasks for Multi-MNIST and CelebA (the paper's), the mean of mIoU and
+pixel accuracy for Cityscapes. Datasets with ``selection = "per_metric"`` (Cityscapes)
+also keep each metric at the epoch where its own validation value is best (lower is
+better for the depth errors), as the official code saves a model per metric.
+
+``metrics``:
+
+- ``average``: test average at ``best_epoch``; ``tasks``: {metric: test value}, at
+  ``best_epoch`` or, for per-metric selection, each at ``best_epochs[metric]``;
+- ``val_average``, ``val_tasks``: validation at ``best_epoch``; ``best_epoch`` (1-based);
+- ``epochs``: epochs trained (fewer than configured after early stopping);
+- per-metric selection only: ``best_epochs``, ``tasks_at_best_epoch`` (test at ``best_epoch``).
+
+Accuracies, mIoU and pixel accuracy are in %; directions are in ``details["directions"]``.
+
+``timing``: ``load_seconds``; ``train_seconds`` (training steps and validation);
+``eval_seconds`` (test scoring); ``steps``; ``seconds_per_step`` and ``epoch_seconds``
+(training steps only, each epoch's wall-clock without validation, the paper's timing
+protocol; device synchronised); ``images_seen``.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from harness.fewshot.train import StopRequested, make_optimizer, pick_device, save_atomic, synchronize
+from harness.multitask import step as steps
+from harness.multitask.batches import DeviceSplit
+from harness.multitask.config import optimizer_options, resolved
+from harness.multitask.datasets import DATASETS
+from harness.multitask.models import MODELS
+from harness.multitask.optimizers import OPTIMIZERS
+from harness.multitask.tasks import HIGHER, Meter, metric_directions, score
+
+CHECKPOINT_SECONDS = float(os.environ.get("HARNESS_CHECKPOINT_SECONDS", 300))
+__all__ = ["Trainer", "StopRequested", "CHECKPOINT_SECONDS"]
+
+
+def derived_seed(seed: int, stream: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "little") >> 1
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+class Trainer:
+    def __init__(self, config: dict, checkpoint: Path | None = None, log: Callable[[str], None] = print):
+        self.config = config = resolved(config)
+        self.log = log
+        self.checkpoint = Path(checkpoint) if checkpoint else None
+        self.stop_requested = False
+        self.device = device = pick_device(config["device"])
+        started = time.perf_counter()
+        torch.manual_seed(config["seed"])
+
+        self.dataset = dataset = DATASETS.get(config["dataset"])
+        dataset.require_prepared()
+        self.data = {split: DeviceSplit(dataset.load(split), dataset, device,
+                                        config["train_images"] if split == "train" else None)
+                     for split in ("train", "val", "test")}
+        self.model = MODELS.get(config["model"] or dataset.model)(dataset.tasks, dropout=config["dropout"]).to(device)
+        self.mtl = OPTIMIZERS.get(config["method"])(len(dataset.tasks), **optimizer_options(config)).to(device)
+        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=config["lr_decay"])
+        self.mtl_optimizer = torch.optim.Adam(self.mtl.parameters(), lr=config["lr"]) if self.mtl.learnable else None
+        self.shuffle = torch.Generator().manual_seed(derived_seed(config["seed"], "shuffle"))
+        self.generator = torch.Generator(device=device).manual_seed(derived_seed(config["seed"], "optimizer"))
+        self.directions = metric_directions(dataset.tasks)
+
+        tasks = len(dataset.tasks)
+        self.epoch, self.position, self.order = 0, 0, None
+        self.loss_sums, self.loss_batches = torch.zeros(tasks, dtype=torch.float64, device=device), 0
+        self.step, self.images_seen = 0, 0
+        self.train_seconds, self.eval_seconds, self.epoch_elapsed = 0.0, 0.0, 0.0
+        self.epoch_seconds: list[float] = []
+        self.history: list[dict] = []
+        self.best = {"average": {"val": -math.inf, "epoch": 0, "val_metrics": None, "test": None}}
+        if dataset.selection == "per_metric":
+            self.best.update({name: {"val": -math.inf if d == HIGHER else math.inf, "epoch": 0, "test": None}
+                              for name, d in self.directions.items()})
+        self.stale, self.finished = 0, False
+        synchronize(device)
+        self.load_seconds = time.perf_counter() - started
+        self.resumed_from = self.resume()
+
+    # -- checkpoints ----------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "mtl": self.mtl.state_dict(),
+            "mtl_optimizer": self.mtl_optimizer.state_dict() if self.mtl_optimizer else None,
+            "epoch": self.epoch, "position": self.position, "order": self.order,
+            "loss_sums": self.loss_sums, "loss_batches": self.loss_batches,
+            "step": self.step, "images_seen": self.images_seen, "train_seconds": self.train_seconds,
+            "eval_seconds": self.eval_seconds, "epoch_elapsed": self.epoch_elapsed,
+            "epoch_seconds": self.epoch_seconds, "history": self.history,
+            "best": self.best, "stale": self.stale, "finished": self.finished,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "shuffle_rng": self.shuffle.get_state(), "optimizer_rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.mtl.load_state_dict(state["mtl"])
+        if self.mtl_optimizer:
+            self.mtl_optimizer.load_state_dict(state["mtl_optimizer"])
+        for name in ("epoch", "position", "order", "loss_sums", "loss_batches", "step", "images_seen",
+                     "train_seconds", "eval_seconds", "epoch_elapsed", "epoch_seconds", "history", "best",
+                     "stale", "finished"):
+            setattr(self, name, state[name])
+        self.loss_sums = self.loss_sums.to(self.device)
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+        self.shuffle.set_state(state["shuffle_rng"])
+        self.generator.set_state(state["optimizer_rng"])
+
+    def save(self) -> None:
+        if self.checkpoint is not None:
+            save_atomic(self.state_dict(), self.checkpoint)
+
+    def resume(self) -> int | None:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return None
+        # on the CPU: random-generator states must stay CPU tensors; modules and optimisers copy to the device
+        self.load_state_dict(torch.load(self.checkpoint, map_location="cpu", weights_only=False))
+        self.log(f"resumed from checkpoint at step {self.step} (epoch {self.epoch + 1}, batch {self.position})")
+        return self.step
+
+    # -- training -------------------------------------------------------
+
+    def train_step(self, indices: torch.Tensor) -> None:
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.mtl_optimizer:
+            self.mtl_optimizer.zero_grad(set_to_none=True)
+        x, targets = self.data["train"].batch(indices)
+        raw = steps.backward(self.model, self.mtl, x, targets, self.generator)
+        self.optimizer.step()
+        if self.mtl_optimizer:
+            self.mtl_optimizer.step()
+        self.loss_sums += raw.double()
+        self.loss_batches += 1
+        self.images_seen += len(indices)
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        self.model.eval()
+        meter = Meter(self.dataset.tasks)
+        data = self.data[split]
+        for indices in data.ordered_batches(self.config["batch_size"]):
+            x, targets = data.batch(indices)
+            meter.update(self.model(x)[1], targets)
+        return meter.result()
+
+    def end_epoch(self) -> None:
+        """Schedule, DWA's history, validation, selection, test when improved, early stopping."""
+        config = self.config
+        mean_losses = (self.loss_sums / max(self.loss_batches, 1)).float()
+        self.scheduler.step()
+        self.mtl.end_epoch(mean_losses)
+        val = self.evaluate("val")
+        val_average = score(val, self.directions)
+        epoch, previous_best = self.epoch + 1, self.best["average"]["val"]
+        improved = [name for name, best in self.best.items() if self._improves(name, val, val_average, best["val"])]
+        if improved:
+            started = time.perf_counter()
+            test = self.evaluate("test")
+            synchronize(self.device)
+            self.eval_seconds += time.perf_counter() - started
+            for name in improved:
+                value = val_average if name == "average" else val[name]
+                self.best[name].update({"val": value, "epoch": epoch, "test": test if name == "average" else test[name]})
+            if "average" in improved:
+                self.best["average"]["val_metrics"] = val
+        self.stale = 0 if val_average > previous_best else self.stale + 1
+        self.history.append({"epoch": epoch, "train_losses": mean_losses.tolist(), "val": val, "val_average": val_average})
+        losses = " ".join(f"{v:.4f}" for v in mean_losses.tolist()[:4]) + (" ..." if len(mean_losses) > 4 else "")
+        self.log(f"epoch {epoch}/{config['epochs']}  train loss {losses}  val average {val_average:.2f}"
+                 + ("  (best)" if "average" in improved else ""))
+        self.epoch, self.position, self.order = epoch, 0, None
+        self.loss_sums.zero_()
+        self.loss_batches = 0
+        if config["patience"] is not None and self.stale >= config["patience"]:
+            self.log(f"early stop after epoch {epoch}: no better validation average for {self.stale} epochs")
+            self.finished = True
+        self.finished = self.finished or self.epoch >= config["epochs"]
+
+    def _improves(self, name: str, val: dict, val_average: float, best: float) -> bool:
+        if name == "average":
+            return val_average >= best
+        return val[name] >= best if self.directions[name] == HIGHER else val[name] <= best
+
+    def train(self) -> None:
+        batch_size = self.config["batch_size"]
+        last_save = time.perf_counter()
+        while not self.finished:
+            if self.order is None:
+                self.order = torch.randperm(len(self.data["train"]), generator=self.shuffle)
+            batches = self.order.split(batch_size)
+            clock = time.perf_counter()
+            while self.position < len(batches):
+                self.train_step(batches[self.position].to(self.device))
+                self.position += 1
+                self.step += 1
+                due = time.perf_counter() - last_save >= CHECKPOINT_SECONDS
+                if self.stop_requested or (due and self.position < len(batches)):
+                    self._flush_clock(clock)
+                    self._save_or_stop()
+                    clock = last_save = time.perf_counter()  # saving is not training time
+            self._flush_clock(clock)
+            self.epoch_seconds.append(self.epoch_elapsed)
+            self.epoch_elapsed = 0.0
+            started, tested = time.perf_counter(), self.eval_seconds
+            self.end_epoch()
+            synchronize(self.device)
+            self.train_seconds += time.perf_counter() - started - (self.eval_seconds - tested)  # test time apart
+            if self.stop_requested or (time.perf_counter() - last_save >= CHECKPOINT_SECONDS and not self.finished):
+                self._save_or_stop()
+                last_save = time.perf_counter()
+
+    def _flush_clock(self, clock: float) -> None:
+        """Add the training-step time since ``clock`` (device synchronised) to the clocks."""
+        synchronize(self.device)
+        elapsed = time.perf_counter() - clock
+        self.epoch_elapsed += elapsed
+        self.train_seconds += elapsed
+
+    def _save_or_stop(self) -> None:
+        self.save()
+        if self.stop_requested:
+            raise StopRequested(f"stopped at step {self.step}; checkpoint saved")
+
+    # -- result ---------------------------------------------------------
+
+    def run(self) -> dict:
+        """Train (or finish training) and return metrics, timing and details."""
+        self.train()
+        if self.best["average"]["test"] is None:  # validation never gave a number (diverged): test the last state
+            self.best["average"].update({"test": self.evaluate("test"), "epoch": self.epoch,
+                                         "val_metrics": self.history[-1]["val"], "val": self.history[-1]["val_average"]})
+        average = self.best["average"]
+        metrics = {
+            "average": score(average["test"], self.directions),
+            "tasks": dict(average["test"]),
+            "val_average": average["val"],
+            "val_tasks": average["val_metrics"],
+            "best_epoch": average["epoch"],
+            "epochs": self.epoch,
+        }
+        if self.dataset.selection == "per_metric":
+            metrics["tasks_at_best_epoch"] = metrics["tasks"]
+            metrics["tasks"] = {name: self.best[name]["test"] for name in self.directions}
+            metrics["best_epochs"] = {name: self.best[name]["epoch"] for name in self.directions}
+        self.log(f"test average {metrics['average']:.2f} at epoch {metrics['best_epoch']} "
+                 f"(val {metrics['val_average']:.2f})")
+        step_seconds = sum(self.epoch_seconds)
+        return {
+            "metrics": metrics,
+            "timing": {
+                "load_seconds": self.load_seconds,
+                "train_seconds": self.train_seconds,
+                "eval_seconds": self.eval_seconds,
+                "steps": self.step,
+                "seconds_per_step": step_seconds / max(self.step, 1),
+                "epoch_seconds": list(self.epoch_seconds),
+                "images_seen": self.images_seen,
+            },
+            "details": {
+                "device": str(self.device),
+                "model": self.config["model"] or self.dataset.model,
+                "dropout": self.model.dropout,
+                "space": self.mtl.space,
+                "tasks": self.dataset.task_names(),
+                "directions": self.directions,
+                "selection": self.dataset.selection,
+                "train_images": len(self.data["train"]),
+                "parameters": sum(p.numel() for p in self.model.parameters()),
+                "shared_parameters": sum(p.numel() for p in self.model.shared_parameters()),
+                "history": self.history,
+                "resumed_from_step": self.resumed_from,
+                "cpu_peak_rss_bytes": peak_rss_bytes(),
+                "peak_gpu_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
+            },
+        }
