@@ -112,10 +112,11 @@ class Job(submitit.helpers.Checkpointable):
             import torch
 
             from harness.fewshot import train
+            from harness.training import pick_device
 
             if self.threads:
                 torch.set_num_threads(self.threads)
-            device = str(train.pick_device(self.spec.config["device"]))
+            device = str(pick_device(self.spec.config["device"]))
             trainer = train.Trainer(self.spec.config, checkpoint=checkpoint, log=log)
             with stop_on_signals(trainer, log):
                 result = trainer.run()

@@ -9,7 +9,6 @@ run continues from it: the result is the same as a run never interrupted.
 from __future__ import annotations
 
 import copy
-import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -24,19 +23,7 @@ from harness.fewshot.evaluate import evaluate
 from harness.fewshot.episodes import EpisodeSampler, episode_seed, fixed_episodes
 from harness.fewshot.heads import HEADS
 from harness.fewshot.methods import METHODS
-
-CHECKPOINT_SECONDS = float(os.environ.get("HARNESS_CHECKPOINT_SECONDS", 300))
-
-
-class StopRequested(Exception):
-    """Training stopped at a step boundary after saving its checkpoint (preemption)."""
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
+from harness.training import CHECKPOINT_SECONDS, Resumable, StopRequested, make_optimizer, pick_device, synchronize
 
 def use_bf16(config: dict, device: torch.device) -> bool:
     if config["precision"] == "auto":
@@ -48,33 +35,7 @@ def use_channels_last(config: dict, device: torch.device) -> bool:
     return config["channels_last"] == "on" or (config["channels_last"] == "auto" and device.type == "cuda")
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def make_optimizer(config: dict, parameters) -> torch.optim.Optimizer:
-    kind, lr, decay = config["optimizer"], config["lr"], config["weight_decay"]
-    if kind == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=decay)
-    if kind == "radam":
-        return torch.optim.RAdam(parameters, lr=lr, weight_decay=decay)
-    return torch.optim.SGD(parameters, lr=lr, weight_decay=decay, momentum=0.9, nesterov=True)
-
-
-def save_atomic(state: dict, path: Path) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(temp, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-class Trainer:
+class Trainer(Resumable):
     def __init__(self, config: dict, checkpoint: Path | None = None, log: Callable[[str], None] = print):
         self.config, self.log = config, log
         self.checkpoint = Path(checkpoint) if checkpoint else None
@@ -143,18 +104,6 @@ class Trainer:
             torch.cuda.set_rng_state(state["cuda_rng"], self.device)
         if self.augmentation is not None:
             self.augmentation.set_state(state["augmentation_rng"])
-
-    def save(self) -> None:
-        if self.checkpoint is not None:
-            save_atomic(self.state_dict(), self.checkpoint)
-
-    def resume(self) -> int | None:
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return None
-        # Loaded to the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest.
-        self.load_state_dict(torch.load(self.checkpoint, map_location="cpu", weights_only=False))
-        self.log(f"resumed from checkpoint at step {self.step}")
-        return self.step
 
     # -- training -------------------------------------------------------
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 import resource
 import sys
 import time
@@ -47,7 +46,7 @@ from typing import Callable
 
 import torch
 
-from harness.fewshot.train import StopRequested, make_optimizer, pick_device, save_atomic, synchronize
+from harness.training import CHECKPOINT_SECONDS, Resumable, StopRequested, make_optimizer, pick_device, synchronize
 from harness.multitask import step as steps
 from harness.multitask.batches import DeviceSplit
 from harness.multitask.config import optimizer_options, resolved
@@ -56,7 +55,6 @@ from harness.multitask.models import MODELS
 from harness.multitask.optimizers import OPTIMIZERS
 from harness.multitask.tasks import HIGHER, Meter, metric_directions, score
 
-CHECKPOINT_SECONDS = float(os.environ.get("HARNESS_CHECKPOINT_SECONDS", 300))
 __all__ = ["Trainer", "StopRequested", "CHECKPOINT_SECONDS"]
 
 
@@ -68,7 +66,7 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
-class Trainer:
+class Trainer(Resumable):
     def __init__(self, config: dict, checkpoint: Path | None = None, log: Callable[[str], None] = print):
         self.config = config = resolved(config)
         self.log = log
@@ -144,17 +142,8 @@ class Trainer:
         self.shuffle.set_state(state["shuffle_rng"])
         self.generator.set_state(state["optimizer_rng"])
 
-    def save(self) -> None:
-        if self.checkpoint is not None:
-            save_atomic(self.state_dict(), self.checkpoint)
-
-    def resume(self) -> int | None:
-        if self.checkpoint is None or not self.checkpoint.exists():
-            return None
-        # on the CPU: random-generator states must stay CPU tensors; modules and optimisers copy to the device
-        self.load_state_dict(torch.load(self.checkpoint, map_location="cpu", weights_only=False))
-        self.log(f"resumed from checkpoint at step {self.step} (epoch {self.epoch + 1}, batch {self.position})")
-        return self.step
+    def where(self) -> str:
+        return f"step {self.step} (epoch {self.epoch + 1}, batch {self.position})"
 
     # -- training -------------------------------------------------------
 

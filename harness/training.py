@@ -1,0 +1,67 @@
+"""What every trainer shares: device choice, optimisers, and atomic checkpoints.
+
+A trainer that mixes in ``Resumable`` provides ``state_dict``, ``load_state_dict``,
+``step``, ``checkpoint`` (a path or None) and ``log``; ``save`` writes its state
+atomically and ``resume`` restores it, so a restarted run continues exactly.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_SECONDS = float(os.environ.get("HARNESS_CHECKPOINT_SECONDS", 300))
+
+
+class StopRequested(Exception):
+    """Training stopped at a step boundary after saving its checkpoint (preemption)."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_optimizer(config: dict, parameters) -> torch.optim.Optimizer:
+    kind, lr, decay = config["optimizer"], config["lr"], config["weight_decay"]
+    if kind == "adam":
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=decay)
+    if kind == "radam":
+        return torch.optim.RAdam(parameters, lr=lr, weight_decay=decay)
+    return torch.optim.SGD(parameters, lr=lr, weight_decay=decay, momentum=0.9, nesterov=True)
+
+
+def save_atomic(state: dict, path: Path) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+class Resumable:
+    def where(self) -> str:
+        return f"step {self.step}"
+
+    def save(self) -> None:
+        if self.checkpoint is not None:
+            save_atomic(self.state_dict(), self.checkpoint)
+
+    def resume(self) -> int | None:
+        if self.checkpoint is None or not self.checkpoint.exists():
+            return None
+        # Loaded to the CPU: RNG states must stay CPU byte tensors; load_state_dict moves the rest.
+        self.load_state_dict(torch.load(self.checkpoint, map_location="cpu", weights_only=False))
+        self.log(f"resumed from checkpoint at {self.where()}")
+        return self.step
