@@ -290,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     def suite_command(name, func, help_text):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("suite", help="suite file, or the name of one in ./suites")
+        sub.add_argument("--results", default=argparse.SUPPRESS, help="results folder (also accepted before the command)")
         sub.add_argument("--filter", action="append", metavar="KEY=VALUE[,VALUE]", help="keep runs whose config matches (repeatable)")
         sub.set_defaults(func=func)
         return sub

@@ -150,3 +150,12 @@ def test_filter_values_are_validated_like_suite_values(tmp_path, capsys, value, 
     assert main(["plan", str(path), "--filter", value]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and fragment in err and value in err
+
+
+def test_results_folder_may_be_given_after_the_command(tmp_path, capsys):
+    from harness.cli import main
+
+    path = write_suite(tmp_path, BASE)
+    assert main(["plan", str(path), "--results", str(tmp_path / "elsewhere")]) == 0
+    assert main(["--results", str(tmp_path / "elsewhere"), "plan", str(path)]) == 0
+    assert "pending" in capsys.readouterr().out
