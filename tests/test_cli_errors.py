@@ -154,8 +154,13 @@ def test_filter_values_are_validated_like_suite_values(tmp_path, capsys, value, 
 
 def test_results_folder_may_be_given_after_the_command(tmp_path, capsys):
     from harness.cli import main
+    from harness.suite import load_suite
 
     path = write_suite(tmp_path, BASE)
-    assert main(["plan", str(path), "--results", str(tmp_path / "elsewhere")]) == 0
-    assert main(["--results", str(tmp_path / "elsewhere"), "plan", str(path)]) == 0
-    assert "pending" in capsys.readouterr().out
+    stray = tmp_path / "elsewhere" / load_suite(path).name / "stray.txt"
+    stray.parent.mkdir(parents=True)
+    stray.write_text("not a run")
+    for argv in (["plan", str(path), "--results", str(tmp_path / "elsewhere")],
+                 ["--results", str(tmp_path / "elsewhere"), "plan", str(path)]):
+        assert main(argv) == 0
+        assert str(stray) in capsys.readouterr().err  # the store scanned that folder
