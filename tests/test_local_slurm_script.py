@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_until
+
 submitit = pytest.importorskip("submitit")
 
 pytestmark = pytest.mark.slurm
@@ -48,16 +50,6 @@ def sacct_state(job_id: str) -> str:
     done = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"],
                           capture_output=True, text=True, timeout=15)
     return done.stdout.strip().splitlines()[0] if done.stdout.strip() else ""
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def executor(folder: Path, **parameters):

@@ -24,7 +24,7 @@ from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
 
-from conftest import TINY_SUITE, write_suite
+from conftest import TINY_SUITE, wait_until, write_suite
 
 pytestmark = pytest.mark.slurm
 
@@ -41,16 +41,6 @@ def slurm_results(results, monkeypatch):
         ids |= {scheduler.base_id(job["job_id"]) for job in json.loads(path.read_text())["runs"].values()}
     if ids:
         subprocess.run(["scancel", *sorted(ids)], capture_output=True, timeout=30)
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def launches(results: Path, suite: str = "tiny") -> list[dict]:

@@ -71,10 +71,7 @@ class GradientMetaLearner(FewShotMethod):
 
     def __init__(self, backbone, config, num_train_classes):
         super().__init__(backbone, config, num_train_classes)
-        self.head = nn.Linear(backbone.out_dim, config["ways"])
-        self.inner_steps = int(config.get("inner_steps", 5))
-        self.inner_lr = float(config.get("inner_lr", 0.01))
-        self.test_inner_steps = int(config.get("test_inner_steps") or self.inner_steps)
+        add_head_and_inner_loop(self, backbone, config)
 
     def forward(self, images):
         return self.head(self.backbone(images))
@@ -97,3 +94,11 @@ class GradientMetaLearner(FewShotMethod):
             fast = self.adapt(support, support_labels, self.test_inner_steps, create_graph=False)
             with torch.no_grad():
                 return functional_call(self, fast, (query,))
+
+
+def add_head_and_inner_loop(method, backbone, config) -> None:
+    """The linear head and inner-loop settings shared by MAML, FOMAML and ANIL."""
+    method.head = nn.Linear(backbone.out_dim, config["ways"])
+    method.inner_steps = int(config.get("inner_steps", 5))
+    method.inner_lr = float(config.get("inner_lr", 0.01))
+    method.test_inner_steps = int(config.get("test_inner_steps") or method.inner_steps)

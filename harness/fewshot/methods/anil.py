@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from harness.fewshot.methods import register
 from harness.fewshot.methods._base import FewShotMethod
-from harness.fewshot.methods._gradient_meta import batch_statistics, inner_loop, split_task
+from harness.fewshot.methods._gradient_meta import add_head_and_inner_loop, batch_statistics, inner_loop, split_task
 
 
 @register("anil")
@@ -28,10 +27,7 @@ class ANIL(FewShotMethod):
 
     def __init__(self, backbone, config, num_train_classes):
         super().__init__(backbone, config, num_train_classes)
-        self.head = nn.Linear(backbone.out_dim, config["ways"])
-        self.inner_steps = int(config.get("inner_steps", 5))
-        self.inner_lr = float(config.get("inner_lr", 0.01))
-        self.test_inner_steps = int(config.get("test_inner_steps") or self.inner_steps)
+        add_head_and_inner_loop(self, backbone, config)
 
     def adapt_head(self, features, labels, steps, create_graph):
         def support_loss(head):
