@@ -12,8 +12,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from harness import HarnessError, __version__
-from harness.config import KEYS, check_value, parse_text
+from harness import HarnessError, __version__, families
+from harness.config import check_value, parse_text
 from harness.spec import expand, select
 from harness.store import Store
 from harness.suite import load_suite
@@ -28,17 +28,18 @@ def resolve_suite_path(name: str) -> Path:
     return path
 
 
-def parse_filters(items: list[str] | None) -> dict[str, list]:
+def parse_filters(items: list[str] | None, keys: dict) -> dict[str, list]:
+    """``--filter KEY=V1,V2`` items, checked against ``keys`` (the suite family's schema)."""
     filters: dict[str, list] = {}
     for item in items or []:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise HarnessError(f"--filter {item!r}: expected KEY=VALUE")
-        if key not in KEYS:
+        if key not in keys:
             raise HarnessError(f"--filter {item!r}: unknown key {key!r}")
         for value in text.split(","):
             try:
-                value, problem = check_value(key, parse_text(key, value))
+                value, problem = check_value(key, parse_text(key, value, keys), keys)
             except ValueError as error:
                 problem = str(error)
             if problem:
@@ -49,7 +50,7 @@ def parse_filters(items: list[str] | None) -> dict[str, list]:
 
 def planned(args):
     suite = load_suite(resolve_suite_path(args.suite))
-    specs = list(select(expand(suite), parse_filters(args.filter)))
+    specs = list(select(expand(suite), parse_filters(args.filter, suite.keys)))
     return suite, specs, Store(args.results, suite.name)
 
 
@@ -59,13 +60,11 @@ def warn(messages) -> None:
 
 
 def cmd_list(args) -> None:
-    from harness.fewshot.backbones import BACKBONES
-    from harness.fewshot.datasets import DATASETS
-    from harness.fewshot.heads import HEADS
-    from harness.fewshot.methods import METHODS
-
-    for title, registry in (("datasets", DATASETS), ("methods", METHODS), ("backbones", BACKBONES), ("evaluation heads", HEADS)):
-        print(f"{title}: {', '.join(registry.names())}")
+    for family in families.all_families():
+        print(f"family {family.name} ({family.help}):")
+        for name, key in family.keys.items():
+            if key.choices is not None and not isinstance(key.choices, tuple):
+                print(f"  {name}: {', '.join(key.choices.names())}")
     suites = sorted(p.as_posix() for p in SUITES_DIR.glob("*.yaml")) if SUITES_DIR.is_dir() else []
     print(f"suites: {', '.join(suites) if suites else '(none in ./suites)'}")
 
@@ -74,7 +73,7 @@ def cmd_plan(args) -> None:
     suite, specs, store = planned(args)
     scan = store.scan(specs)
     warn(scan.warnings)
-    fixed = ["dataset", "ways", "shots", "method", "backbone", "seed"]
+    fixed = list(families.get(suite.family).plan_columns)
     columns = fixed + [axis for axis in suite.axes if axis not in fixed]
     rows = [[spec.run_id, scan.states[spec.run_id].status] + [spec.config[c] for c in columns] for spec in specs]
     print(tabulate(rows, headers=["run_id", "status"] + columns, tablefmt="github", disable_numparse=True))
@@ -228,9 +227,7 @@ def cmd_run(args) -> None:
 
 
 def _write_report(suite, store, fmt: str, out: str | None, echo: bool) -> None:
-    from harness.report import build
-
-    text, warnings = build(suite, store, fmt)
+    text, warnings = families.get(suite.family).report_module().build(suite, store, fmt)
     warn(warnings)
     paths = {store.dir / ("REPORT.md" if fmt == "markdown" else "report.csv")}
     if out:
@@ -258,9 +255,8 @@ def cmd_data_verify(args) -> None:
 
 def cmd_data_sources(args) -> None:
     from harness import data
-    from harness.fewshot.datasets import DATASETS
 
-    for name in [args.name] if args.name else DATASETS.names():
+    for name in [args.name] if args.name else data.names():
         print(f"{name}:")
         for kind, description in data.sources(name):
             print(f"  {kind:28} {description}")

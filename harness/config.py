@@ -87,9 +87,10 @@ def choices_of(key: Key) -> tuple[str, ...] | None:
     return tuple(key.choices.names())
 
 
-def check_value(name: str, value: Any) -> tuple[Any, str | None]:
-    """Return (normalised value, error message or None) for one config value."""
-    key = KEYS[name]
+def check_value(name: str, value: Any, keys: dict | None = None) -> tuple[Any, str | None]:
+    """Return (normalised value, error message or None) for one config value of ``keys``
+    (a family's schema; default: the few-shot one)."""
+    key = (keys or KEYS)[name]
     if value is None:
         return (None, None) if key.nullable else (None, "must not be null")
     if key.type is float and isinstance(value, int) and not isinstance(value, bool):
@@ -114,9 +115,9 @@ def _type_name(key: Key) -> str:
     return names[key.type] + (" or null" if key.nullable else "")
 
 
-def parse_text(name: str, text: str) -> Any:
+def parse_text(name: str, text: str, keys: dict | None = None) -> Any:
     """Parse a command-line value (``--filter shots=5``) to the key's type."""
-    key = KEYS[name]
+    key = (keys or KEYS)[name]
     if text.lower() in ("null", "none") and key.nullable:
         return None
     if key.type is bool:

@@ -111,13 +111,13 @@ class Job(submitit.helpers.Checkpointable):
         try:
             import torch
 
-            from harness.fewshot import train
+            from harness import families
             from harness.training import pick_device
 
             if self.threads:
                 torch.set_num_threads(self.threads)
             device = str(pick_device(self.spec.config["device"]))
-            trainer = train.Trainer(self.spec.config, checkpoint=checkpoint, log=log)
+            trainer = families.get(self.spec.family).trainer_class()(self.spec.config, checkpoint=checkpoint, log=log)
             with stop_on_signals(trainer, log):
                 result = trainer.run()
             status, error = "done", None

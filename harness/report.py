@@ -30,6 +30,7 @@ def collect(suite: Suite, store: Store):
         row.update({
             "seed": spec.config["seed"],
             "run_id": spec.run_id,
+            "label": spec.label(),
             "status": state.status,
             "episode_accuracies": (record.get("metrics") or {}).get("episode_accuracies"),
             "train_seconds": timing.get("train_seconds"),
@@ -108,13 +109,30 @@ def _seconds(value) -> str:
     return f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.2f} h"
 
 
-def render_markdown(suite: Suite, runs: pd.DataFrame, cells: pd.DataFrame, scan) -> str:
+def header_lines(suite: Suite, runs: pd.DataFrame) -> list[str]:
+    """Title, paper, description and run counts: the top of every family's report."""
     lines = [f"# {suite.name}", "", f"Reproducing: {suite.paper}", ""]
     if suite.description:
         lines += [suite.description.strip(), ""]
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
     lines.append("Runs: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "failed", "running", "pending")))
-    lines.append("")
+    return lines + [""]
+
+
+def footer_lines(runs: pd.DataFrame, scan) -> list[str]:
+    """Failed runs (first line of the error, the log) and the store's warnings."""
+    lines = []
+    failed = runs[runs["status"] == "failed"] if len(runs) else runs
+    if len(failed):
+        lines += ["", "## Failed runs", ""]
+        lines += [f"- `{r.run_id}` ({r.label}): {r.error} (log: {r.log})" for r in failed.itertuples()]
+    if scan.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in scan.warnings]
+    return lines
+
+
+def render_markdown(suite: Suite, runs: pd.DataFrame, cells: pd.DataFrame, scan) -> str:
+    lines = header_lines(suite, runs)
     if len(cells):
         keys = group_keys(suite)
         show_gpu = (cells["gpu_hours"] > 0).any()
@@ -151,13 +169,7 @@ def render_markdown(suite: Suite, runs: pd.DataFrame, cells: pd.DataFrame, scan)
             lines.append("Reported se derived as: " + "; ".join(rules) + ".")
     else:
         lines.append("No finished runs yet.")
-    failed = runs[runs["status"] == "failed"] if len(runs) else runs
-    if len(failed):
-        lines += ["", "## Failed runs", ""]
-        lines += [f"- `{r.run_id}` ({r.method}, {r.shots}-shot, seed {r.seed}): {r.error} (log: {r.log})" for r in failed.itertuples()]
-    if scan.warnings:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in scan.warnings]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + footer_lines(runs, scan)) + "\n"
 
 
 NOTES = [

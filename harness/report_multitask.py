@@ -15,6 +15,8 @@ import pandas as pd
 from scipy import stats as scipy_stats
 from tabulate import tabulate
 
+from harness.report import footer_lines, header_lines
+from harness.spec import expand
 from harness.stats import t_interval
 
 MAX_TASK_COLUMNS = 6  # beyond this (CelebA's 40 tasks) only the average is shown; the CSV has all
@@ -29,7 +31,8 @@ def runs_frame(specs, scan, axes) -> pd.DataFrame:
         rows.append({
             "dataset": spec.config["dataset"], "method": spec.config["method"],
             **{axis: spec.config[axis] for axis in axes if axis not in ("dataset", "method", "seed")},
-            "seed": spec.config["seed"], "run_id": spec.run_id, "status": state.status,
+            "seed": spec.config["seed"], "run_id": spec.run_id, "label": spec.label(), "status": state.status,
+            "directions": (record.get("details") or {}).get("directions") or {},
             "average": metrics.get("average"), "tasks": metrics.get("tasks"),
             "seconds_per_step": timing.get("seconds_per_step"),
             "peak_bytes": memory.get("gpu_peak_allocated_bytes") or memory.get("cpu_peak_rss_bytes"),
@@ -83,12 +86,16 @@ def _pm(interval) -> str:
     return f"{interval.mean:.2f}" if math.isnan(interval.half_width) else f"{interval.mean:.2f} ± {interval.half_width:.2f}"
 
 
-def render(cells: pd.DataFrame, keys: list[str]) -> list[str]:
+def render(cells: pd.DataFrame, keys: list[str], directions: dict | None = None) -> list[str]:
+    """One table of the cells of one dataset (its tasks are the columns); ``directions``
+    marks the lower-is-better metrics (depth errors) with an arrow."""
+    directions = directions or {}
     if not len(cells):
         return ["No finished runs yet."]
     task_names = list(cells.iloc[0]["tasks"])
     show_tasks = len(task_names) <= MAX_TASK_COLUMNS
-    headers = keys + ["seeds"] + (task_names if show_tasks else []) + [
+    arrows = {name: " ↓" if directions.get(name) == "lower" else "" for name in task_names}
+    headers = keys + ["seeds"] + ([name + arrows[name] for name in task_names] if show_tasks else []) + [
         "average ± 95% CI", "vs best", "s/step", "× unitary", "peak MB", "× unitary (mem)"]
     table = []
     for _, cell in cells.iterrows():
@@ -122,3 +129,27 @@ def render_csv(cells: pd.DataFrame) -> str:
         flat[f"task:{name}"] = [c[name].mean for c in cells["tasks"]]
         flat[f"task:{name}:ci95"] = [c[name].half_width for c in cells["tasks"]]
     return flat.to_csv(index=False)
+
+
+def group_keys(suite) -> list[str]:
+    return ["dataset", "method"] + [axis for axis in suite.axes if axis not in ("dataset", "method", "seed")]
+
+
+def build(suite, store, fmt: str = "markdown") -> tuple[str, list[str]]:
+    """The report text in the given format, and the store's warnings: one table per dataset."""
+    specs = list(expand(suite))
+    scan = store.scan(specs)
+    keys = group_keys(suite)
+    runs = runs_frame(specs, scan, suite.axes)
+    cells = summarize(runs, keys)
+    if fmt == "csv":
+        parts = [render_csv(cells[cells["dataset"] == name]) for name in cells["dataset"].unique()] if len(cells) else []
+        return "\n".join(parts), scan.warnings
+    lines = header_lines(suite, runs)
+    if not len(cells):
+        lines.append("No finished runs yet.")
+    for name in cells["dataset"].unique() if len(cells) else []:
+        done = runs[(runs["dataset"] == name) & (runs["status"] == "done")]
+        directions = {k: v for d in done["directions"] for k, v in d.items()}
+        lines += [f"## {name}", "", *render(cells[cells["dataset"] == name].reset_index(drop=True), keys, directions), ""]
+    return "\n".join(lines + footer_lines(runs, scan)) + "\n", scan.warnings

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Iterable, Iterator
 
 import harness
-from harness.fewshot.datasets import DATASETS
+from harness import families
 from harness.suite import Suite
 
 
@@ -17,13 +17,13 @@ class RunSpec:
     suite: str
     run_id: str
     config: dict
+    family: str = families.DEFAULT
 
     def __hash__(self):
         return hash(self.run_id)
 
     def label(self) -> str:
-        c = self.config
-        return f"{c['dataset']} {c['ways']}-way {c['shots']}-shot {c['method']} seed {c['seed']}"
+        return families.get(self.family).label(self.config)
 
 
 def canonical_json(value) -> str:
@@ -32,11 +32,14 @@ def canonical_json(value) -> str:
 
 @lru_cache(maxsize=None)
 def dataset_fingerprint(name: str) -> str:
-    return DATASETS.get(name).fingerprint()
+    return families.dataset_family(name).datasets.get(name).fingerprint()
 
 
 def run_id(config: dict) -> str:
-    """Short hash of the resolved config, the harness version and the dataset's content."""
+    """Short hash of the resolved config, the harness version and the dataset's content.
+
+    The family is not hashed: dataset names are unique across families, and each
+    family's config has its own keys, so two families never give the same identity."""
     identity = {
         "config": config,
         "harness": harness.__version__,
@@ -52,7 +55,7 @@ def expand(suite: Suite) -> Iterator[RunSpec]:
         rid = run_id(config)
         if rid not in seen:
             seen.add(rid)
-            yield RunSpec(suite=suite.name, run_id=rid, config=config)
+            yield RunSpec(suite=suite.name, run_id=rid, config=config, family=suite.family)
 
 
 def select(specs: Iterable[RunSpec], filters: dict[str, list]) -> Iterator[RunSpec]:

@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness import families
+
 RECORD = "record.json"
 RUNNING = "running.json"
 RUN_LOG = "run.log"
@@ -91,7 +93,8 @@ class Store:
     def clear_running(self, run_id: str) -> None:
         (self.run_dir(run_id) / RUNNING).unlink(missing_ok=True)
 
-    def read_record(self, run_id: str, config: dict | None = None) -> tuple[dict | None, str | None]:
+    def read_record(self, run_id: str, config: dict | None = None,
+                    family: str = families.DEFAULT) -> tuple[dict | None, str | None]:
         """(record, None) when valid, else (None, why it was rejected or None if absent)."""
         path = self.record_path(run_id)
         if not path.exists():
@@ -100,7 +103,7 @@ class Store:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             return None, f"{path}: unreadable or truncated ({type(error).__name__}); treated as missing"
-        problem = _record_problem(record, run_id, config)
+        problem = _record_problem(record, run_id, config, families.get(family))
         if problem:
             return None, f"{path}: {problem}; treated as missing"
         return record, None
@@ -118,7 +121,7 @@ class Store:
                 elif entry.name not in planned and (entry / RECORD).exists():
                     scan.unplanned += 1
         for run_id, spec in planned.items():
-            record, problem = self.read_record(run_id, spec.config)
+            record, problem = self.read_record(run_id, spec.config, spec.family)
             if problem:
                 scan.warnings.append(problem)
             if record is not None:
@@ -141,7 +144,7 @@ class Store:
         return info
 
 
-def _record_problem(record, run_id: str, config: dict | None) -> str | None:
+def _record_problem(record, run_id: str, config: dict | None, family: families.Family) -> str | None:
     if not isinstance(record, dict):
         return "not a record (not a JSON object)"
     if record.get("run_id") != run_id:
@@ -151,9 +154,7 @@ def _record_problem(record, run_id: str, config: dict | None) -> str | None:
     if config is not None and record.get("spec") != json.loads(json.dumps(config)):
         return "its spec differs from the planned run"
     if record["status"] == "done":
-        metrics = record.get("metrics")
-        if not isinstance(metrics, dict) or not isinstance(metrics.get("episode_accuracies"), list):
-            return "done but without metrics.episode_accuracies"
+        return family.metrics_problem(record.get("metrics"))
     return None
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness import HarnessError, yamlfile
-from harness.config import AXES_REQUIRED, KEYS, REQUIRED, check_value
+from harness import HarnessError, families, yamlfile
+from harness.config import REQUIRED, check_value
 
-SUITE_KEYS = ("name", "paper", "description", "defaults", "grid", "overrides", "exclude", "resources", "reported")
+SUITE_KEYS = ("name", "family", "paper", "description", "defaults", "grid", "overrides", "exclude", "resources", "reported")
 INTERVAL_KINDS = ("ci95", "std", "sem")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -106,10 +106,16 @@ class Suite:
     exclude: tuple
     resources: Resources
     reported: tuple
+    family: str = families.DEFAULT
+
+    @property
+    def keys(self) -> dict:
+        """The config schema of the suite's family."""
+        return families.get(self.family).keys
 
     def configs(self) -> Iterator[dict]:
         """Every run's fully resolved config, lazily, in grid order."""
-        base = {name: key.default for name, key in KEYS.items() if key.default is not REQUIRED}
+        base = {name: key.default for name, key in self.keys.items() if key.default is not REQUIRED}
         base.update(self.defaults)
         axes = list(self.grid)
         for values in itertools.product(*self.grid.values()):
@@ -175,6 +181,8 @@ class _Validator:
         if not isinstance(doc, dict):
             self.fail("", f"a suite must be a mapping of keys, got {kind_of(doc)}")
         self.known_keys(doc, SUITE_KEYS, "")
+        family = self.family(doc)
+        self.keys, self.axes_required = family.keys, family.axes_required
         for required in ("name", "paper", "grid"):
             if required not in doc:
                 self.fail(required, "missing (required)")
@@ -193,9 +201,16 @@ class _Validator:
             exclude=tuple(self.rules(doc.get("exclude", []), "exclude", doc)),
             resources=self.resources(doc.get("resources", {}), doc),
             reported=tuple(self.reported(doc.get("reported", []), doc, grid, doc.get("defaults", {}))),
+            family=family.name,
         )
 
     # -- pieces ---------------------------------------------------------
+
+    def family(self, doc) -> families.Family:
+        name = doc.get("family", families.DEFAULT)
+        if name not in families.NAMES:
+            self.fail("family", f"unknown family {name!r} (known: {', '.join(families.NAMES)})", self.line(doc, "family"))
+        return families.get(name)
 
     def known_keys(self, mapping: dict, allowed, keypath: str):
         for key in mapping:
@@ -217,14 +232,14 @@ class _Validator:
         return value
 
     def config_value(self, name, value, keypath: str, line):
-        normal, error = check_value(name, value)
+        normal, error = check_value(name, value, self.keys)
         if error:
             self.fail(keypath, error, line)
         return normal
 
     def config_map(self, value, keypath: str, parent, key) -> dict:
         mapping = self.mapping(value, keypath, parent, key)
-        self.known_keys(mapping, KEYS, keypath)
+        self.known_keys(mapping, self.keys, keypath)
         return {
             name: self.config_value(name, item, f"{keypath}.{name}", self.line(mapping, name))
             for name, item in mapping.items()
@@ -232,10 +247,10 @@ class _Validator:
 
     def grid(self, value, doc) -> dict:
         grid = self.mapping(value, "grid", doc, "grid")
-        self.known_keys(grid, KEYS, "grid")
-        for axis in AXES_REQUIRED:
+        self.known_keys(grid, self.keys, "grid")
+        for axis in self.axes_required:
             if axis not in grid:
-                self.fail("grid", f"missing axis {axis!r} (a grid needs at least {', '.join(AXES_REQUIRED)})", self.line(doc, "grid"))
+                self.fail("grid", f"missing axis {axis!r} (a grid needs at least {', '.join(self.axes_required)})", self.line(doc, "grid"))
         axes = {}
         for name, values in grid.items():
             line = self.line(grid, name)
@@ -256,7 +271,7 @@ class _Validator:
         rule = self.mapping(value, keypath, parent, key)
         if not rule:
             self.fail(keypath, "empty rule (it would match every run)", self.line(parent, key))
-        self.known_keys(rule, KEYS, keypath)
+        self.known_keys(rule, self.keys, keypath)
         result = {}
         for name, values in rule.items():
             line = self.line(rule, name)
@@ -320,6 +335,8 @@ class _Validator:
     def reported(self, value, doc, grid, defaults) -> Iterator[Reported]:
         if not isinstance(value, list):
             self.fail("reported", "must be a list of entries", self.line(doc, "reported"))
+        if value and "ways" not in self.keys:
+            self.fail("reported", "reported numbers are compared only in few-shot suites; leave this key out", self.line(doc, "reported"))
         fields = ("dataset", "ways", "shots", "method", "backbone", "value", "interval", "kind", "seeds", "episodes", "source")
         seen: dict[tuple, int] = {}
         for i, item in enumerate(value):
@@ -336,7 +353,7 @@ class _Validator:
             }
             cell["backbone"] = (self.config_value("backbone", entry["backbone"], f"{keypath}.backbone", self.line(entry, "backbone"))
                                 if entry.get("backbone") is not None else None)
-            ways = entry.get("ways", defaults.get("ways", KEYS["ways"].default))
+            ways = entry.get("ways", defaults.get("ways", self.keys["ways"].default))
             cell["ways"] = self.config_value("ways", ways, f"{keypath}.ways", self.line(entry, "ways"))
             numbers = {}
             for name in ("value", "interval"):

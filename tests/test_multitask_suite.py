@@ -1,0 +1,252 @@
+"""The multi-task family through the whole line: suite -> plan -> run -> record -> report.
+
+Suites choose their family with the top-level `family` key; bad multi-task suites give
+one-line errors; run ids are pinned; the report's statistics match scipy; a tiny real
+Multi-MNIST suite runs end to end through the CLI, twice to the same records.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from harness import families
+from harness.cli import main
+from harness.report_multitask import build, runs_frame, summarize
+from harness.spec import expand, run_id
+from harness.store import Store
+from harness.suite import load_suite
+
+from conftest import write_suite
+from test_cli_errors import assert_nothing_written, assert_one_line_error, harness_cli
+
+REPO = Path(__file__).resolve().parents[1]
+OPTIMIZERS = families.get("multitask").keys["method"].choices.names()
+
+TINY = """
+name: tiny_mt
+family: multitask
+paper: "test paper"
+defaults:
+  epochs: 2
+  batch_size: 64
+  train_images: 256
+  lr: 0.01
+  device: cpu
+grid:
+  dataset: [multi_mnist]
+  method: [unitary, pcgrad]
+  seed: [0, 1]
+resources:
+  cpus: 1
+  timeout_min: 10
+"""
+
+
+def test_the_shipped_multitask_suites_load_with_every_optimizer():
+    quick = load_suite(REPO / "suites" / "quickstart_multitask.yaml")
+    assert quick.family == "multitask"
+    specs = list(expand(quick))
+    assert len(specs) == 36 and {s.config["method"] for s in specs} == set(OPTIMIZERS)
+    assert all(s.family == "multitask" and s.config["epochs"] == 8 for s in specs)
+    kurin = list(expand(load_suite(REPO / "suites" / "kurin2022.yaml")))
+    mnist = [s for s in kurin if s.config["dataset"] == "multi_mnist"]
+    assert len(mnist) == 120 and {s.config["seed"] for s in mnist} == set(range(10))
+    assert all(s.config["epochs"] == 100 and s.config["lr"] == 0.01 for s in mnist)
+    celeba = {s.config["method"]: s.config for s in kurin if s.config["dataset"] == "celeba" and s.config["seed"] == 0}
+    assert (celeba["mgda_ub"]["lr"], celeba["mgda_ub"]["weight_decay"]) == (0.0005, 0.0001)
+    assert celeba["graddrop_random"]["graddrop_p"] == 0.75
+
+
+def test_a_suite_without_family_is_few_shot(tiny_suite):
+    suite = load_suite(tiny_suite)
+    assert suite.family == "fewshot" and all(spec.family == "fewshot" for spec in expand(suite))
+
+
+def test_multitask_run_id_is_pinned_and_label_names_the_run(tmp_path):
+    spec = next(expand(load_suite(write_suite(tmp_path, TINY))))
+    # Changes only when a multi-task key or default, the harness version or the
+    # Multi-MNIST definition changes: update deliberately.
+    assert spec.run_id == run_id(spec.config) == "2a9bc59409c5"
+    assert spec.label() == "multi_mnist unitary seed 0"
+
+
+BAD = [
+    ("unknown-family", TINY.replace("family: multitask", "family: multitusk"), "family: unknown family 'multitusk'"),
+    ("few-shot-key", TINY.replace("  epochs: 2", "  shots: 1"), "defaults.shots: unknown key"),
+    ("missing-axis", TINY.replace("  method: [unitary, pcgrad]\n", ""), "grid: missing axis 'method'"),
+    ("unknown-optimizer", TINY.replace("pcgrad]", "pcgrd]"), "unknown method 'pcgrd'"),
+    ("bad-option", TINY.replace("  epochs: 2", "  cagrad_c: -1"), "defaults.cagrad_c: must be >= 0"),
+    ("reported", TINY + "reported:\n  - {dataset: multi_mnist, method: unitary, value: 1}\n", "reported: reported numbers are compared only in few-shot suites"),
+]
+
+
+@pytest.mark.parametrize("text, fragment", [pytest.param(t, f, id=i) for i, t, f in BAD])
+def test_bad_multitask_suites_exit_2_with_one_line(tmp_path, text, fragment):
+    path = write_suite(tmp_path, text)
+    result = harness_cli(tmp_path, "plan", str(path))
+    assert_one_line_error(result, str(path), fragment)
+    assert_nothing_written(tmp_path)
+
+
+def test_filters_use_the_family_keys(tmp_path, capsys):
+    path = write_suite(tmp_path, TINY)
+    assert main(["--results", str(tmp_path / "r"), "plan", str(path), "--filter", "method=pcgrad"]) == 0
+    assert "2 runs: 0 done" in capsys.readouterr().out
+    assert main(["--results", str(tmp_path / "r"), "plan", str(path), "--filter", "shots=1"]) == 2
+    assert "unknown key 'shots'" in capsys.readouterr().err
+
+
+def test_plan_and_report_of_a_multitask_suite_do_not_import_torch(tmp_path):
+    path = write_suite(tmp_path, TINY)
+    code = ("import sys\nfrom harness.cli import main\n"
+            f"assert main(['plan', {str(path)!r}]) == 0\nassert main(['report', {str(path)!r}]) == 0\n"
+            "assert 'torch' not in sys.modules\n")
+    env = {**os.environ, "HARNESS_RESULTS": str(tmp_path / "results")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "| multi_mnist | pcgrad   | 1      |" in result.stdout and "No finished runs yet." in result.stdout
+
+
+# ------------------------------------------------------------------ the report
+
+def fake_record(spec, average, tasks, seconds_per_step, peak, status="done"):
+    return {"run_id": spec.run_id, "suite": spec.suite, "status": status, "spec": spec.config,
+            "metrics": {"average": average, "tasks": tasks} if status == "done" else {},
+            "timing": {"seconds_per_step": seconds_per_step}, "memory": {"cpu_peak_rss_bytes": peak},
+            "details": {"directions": {"left": "higher", "right": "higher"}}, "env": {},
+            "error": None if status == "done" else {"type": "RuntimeError", "message": "boom\nmore"},
+            "log": "/x/run.log", "started": "", "finished": ""}
+
+
+@pytest.fixture
+def filled(tmp_path):
+    suite = load_suite(write_suite(tmp_path, TINY.replace("seed: [0, 1]", "seed: [0, 1, 2]").replace(
+        "[unitary, pcgrad]", "[unitary, pcgrad, mgda_ub]")))
+    store = Store(tmp_path / "results", suite.name)
+    rng = np.random.default_rng(1)
+    means = {"unitary": 90.0, "pcgrad": 89.5, "mgda_ub": 70.0}
+    cost = {"unitary": (0.010, 100 << 20), "pcgrad": (0.015, 120 << 20), "mgda_ub": (0.012, 110 << 20)}
+    averages = {}
+    for spec in expand(suite):
+        method, seed = spec.config["method"], spec.config["seed"]
+        if method == "mgda_ub" and seed == 2:
+            store.write_record(fake_record(spec, None, None, None, None, status="failed"))
+            continue
+        left, right = rng.normal(means[method], 0.5, size=2)
+        averages.setdefault(method, []).append((left + right) / 2)
+        store.write_record(fake_record(spec, (left + right) / 2, {"left": left, "right": right}, *cost[method]))
+    return suite, store, averages
+
+
+def test_report_statistics_match_scipy(filled):
+    suite, store, averages = filled
+    specs = list(expand(suite))
+    cells = summarize(runs_frame(specs, store.scan(specs), suite.axes), ["dataset", "method"]).set_index("method")
+    for method, values in averages.items():
+        low, high = scipy_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=scipy_stats.sem(values))
+        assert cells.at[method, "average"] == pytest.approx(np.mean(values))
+        assert cells.at[method, "ci95"] == pytest.approx((high - low) / 2)
+    best = max(averages, key=lambda m: np.mean(averages[m]))
+    assert cells["best"].sum() == 1 and cells.at[best, "best"]
+    for method in averages:
+        if method != best:
+            p = scipy_stats.ttest_ind(averages[method], averages[best], equal_var=False).pvalue
+            assert cells.at[method, "indistinguishable"] == (p > 0.05)
+    assert cells.at["mgda_ub", "indistinguishable"] is False and cells.at["mgda_ub", "seeds"] == 2
+    assert cells.at["pcgrad", "time_vs_unitary"] == pytest.approx(1.5)
+    assert cells.at["pcgrad", "memory_vs_unitary"] == pytest.approx(1.2)
+    assert cells.at["unitary", "time_vs_unitary"] == 1.0
+
+
+def test_report_markdown_and_csv(filled):
+    suite, store, _ = filled
+    text, warnings = build(suite, store, "markdown")
+    assert warnings == []
+    assert "Runs: 8 done, 1 failed, 0 running, 0 pending" in text and "## multi_mnist" in text
+    pcgrad = next(line for line in text.splitlines() if line.startswith("| multi_mnist | pcgrad"))
+    assert "15.0 ms" in pcgrad and "| 1.50 " in pcgrad and "| 120 " in pcgrad and "| 1.20 " in pcgrad
+    assert "average ± 95% CI" in text and "Welch" in text
+    assert "## Failed runs" in text and "(multi_mnist mgda_ub seed 2): boom (log: /x/run.log)" in text
+    csv, _ = build(suite, store, "csv")
+    header = csv.splitlines()[0]
+    assert header.startswith("dataset,method,seeds,average,ci95") and "task:left" in header and "time_vs_unitary" in header
+    assert len(csv.strip().splitlines()) == 4
+
+
+def test_lower_is_better_metrics_are_marked(tmp_path):
+    from harness.report_multitask import render
+    import pandas as pd
+    from harness.stats import t_interval
+
+    cells = pd.DataFrame([{"dataset": "cityscapes", "method": "unitary", "seeds": 1, "average": 50.0, "ci95": math.nan,
+                           "tasks": {"segmentation_miou": t_interval([40.0]), "depth_abs_error": t_interval([0.02])},
+                           "best": True, "indistinguishable": True, "seconds_per_step": 0.1, "peak_bytes": 2**20,
+                           "time_vs_unitary": 1.0, "memory_vs_unitary": 1.0}])
+    table = render(cells, ["dataset", "method"], {"segmentation_miou": "higher", "depth_abs_error": "lower"})[0]
+    assert "depth_abs_error ↓" in table and "segmentation_miou ↓" not in table
+
+
+def test_a_record_without_the_average_is_a_warning(filled):
+    suite, store, _ = filled
+    victim = next(store.dir.glob("*/record.json"))
+    record = json.loads(victim.read_text())
+    record["metrics"] = {"accuracy": 1.0}
+    victim.write_text(json.dumps(record))
+    _, warnings = build(suite, store, "markdown")
+    assert len(warnings) == 1 and "done but without metrics.average" in warnings[0]
+
+
+# ------------------------------------------------------------------ end to end
+
+def test_tiny_multitask_suite_runs_end_to_end_and_reruns_identically(tmp_path):
+    path = write_suite(tmp_path, TINY)
+    result = harness_cli(tmp_path, "run", str(path), "--cluster", "debug", "--quiet")
+    assert result.returncode == 0, result.stderr[-2000:]
+    store = Store(tmp_path / "results", "tiny_mt")
+    records = {p.parent.name: json.loads(p.read_text()) for p in store.dir.glob("*/record.json")}
+    assert len(records) == 4 and all(r["status"] == "done" for r in records.values())
+    assert all(set(r["metrics"]["tasks"]) == {"left", "right"} and r["timing"]["steps"] == 8 for r in records.values())
+    assert "## multi_mnist" in result.stdout and "| 1.00 " in result.stdout
+    again = harness_cli(tmp_path, "run", str(path), "--cluster", "debug", "--quiet")
+    assert "0 to run, 4 skipped" in again.stdout
+    first = records
+    harness_cli(tmp_path, "run", str(path), "--cluster", "debug", "--quiet", "--force")
+    second = {p.parent.name: json.loads(p.read_text()) for p in store.dir.glob("*/record.json")}
+    assert {k: r["metrics"] for k, r in first.items()} == {k: r["metrics"] for k, r in second.items()}
+
+
+# ------------------------------------------------------------------ harness data / run on multi-task datasets
+
+def test_data_commands_know_the_multitask_datasets(tmp_path):
+    verify = harness_cli(tmp_path, "data", "verify", "multi_mnist")
+    assert verify.returncode == 0 and "multi_mnist: built from the MNIST test set" in verify.stdout
+    assert "(train 8000, val 1000, test 1000" in verify.stdout
+    assert_one_line_error(harness_cli(tmp_path, "data", "prepare", "multi_mnist", "--source", "."), "multi_mnist needs no preparation")
+    sources = harness_cli(tmp_path, "data", "sources")
+    assert all(f"{name}:" in sources.stdout for name in ("celeba", "cityscapes", "multi_mnist", "cifar_fs"))
+
+
+def test_a_tiny_celeba_is_refused_by_its_real_counts_and_nothing_is_written(tmp_path):
+    root = tmp_path / "data"
+    result = harness_cli(tmp_path, "data", "prepare", "celeba", "--source", str(REPO / "tests" / "data" / "multitask" / "celeba"),
+                         "--root", str(root))
+    assert_one_line_error(result, "celeba", "expected 162,770")
+    assert not root.exists() or not any(p for p in root.rglob("*") if p.is_file())
+
+
+def test_run_refuses_an_unprepared_multitask_dataset_with_the_command_to_type(tmp_path):
+    path = write_suite(tmp_path, TINY.replace("[multi_mnist]", "[celeba]"))
+    env_root = tmp_path / "empty-data"
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "--cluster", "local"], cwd=tmp_path,
+                            env={**os.environ, "HARNESS_RESULTS": str(tmp_path / "results"), "HARNESS_DATA": str(env_root)},
+                            capture_output=True, text=True, timeout=60)
+    assert_one_line_error(result, "dataset celeba is not prepared", "harness data prepare celeba --source")
+    assert_nothing_written(tmp_path)
