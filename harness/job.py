@@ -139,22 +139,25 @@ class Job(submitit.helpers.Checkpointable):
 
 
 class stop_on_signals:
-    """While training, turn SIGTERM and submitit's preemption signal into a stop request.
+    """While training, turn SIGTERM, SIGINT (Ctrl-C; submitit's local cancel) and
+    submitit's preemption signal into a stop request.
 
     The trainer saves its checkpoint at the next step boundary and raises StopRequested;
-    then the signal's previous handler runs (submitit's: requeue this job, then exit).
+    then the signal's previous handler runs (submitit's: requeue this job, then exit;
+    Python's for SIGINT: KeyboardInterrupt). The next run of the same run id resumes.
     """
 
     def __init__(self, trainer, log):
         self.trainer, self.log = trainer, log
-        self.signals = [signal.SIGTERM, submitit.JobEnvironment._usr_sig()]
+        self.preemption = submitit.JobEnvironment._usr_sig()
+        self.signals = [signal.SIGTERM, signal.SIGINT, self.preemption]
         self.previous: dict = {}
         self.received = None
 
     def _handle(self, signum, frame):
         self.log(f"received {signal.Signals(signum).name}: stopping at the next step boundary")
-        if self.received is None or signum != signal.SIGTERM:
-            # The preemption signal (requeue) wins over SIGTERM, whatever order Python runs them in.
+        if self.received is None or signum == self.preemption:
+            # The preemption signal (requeue) wins over the others, whatever order Python runs them in.
             self.received = (signum, frame)
         self.trainer.stop_requested = True
 

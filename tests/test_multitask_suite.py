@@ -250,3 +250,37 @@ def test_run_refuses_an_unprepared_multitask_dataset_with_the_command_to_type(tm
                             capture_output=True, text=True, timeout=60)
     assert_one_line_error(result, "dataset celeba is not prepared", "harness data prepare celeba --source")
     assert_nothing_written(tmp_path)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_next_run_resumes_to_the_same_metrics(tmp_path):
+    import pickle
+    import signal
+    import time
+
+    from harness.job import Job
+
+    text = TINY.replace("epochs: 2", "epochs: 5").replace("[unitary, pcgrad]", "[pcgrad]").replace("[0, 1]", "[0]")
+    (spec,) = list(expand(load_suite(write_suite(tmp_path, text))))
+    results = tmp_path / "results"
+    store = Store(results, spec.suite)
+    env = {**os.environ, "HARNESS_CHECKPOINT_SECONDS": "100000"}  # only the signal makes a checkpoint
+    code = "import sys, pickle; from harness.job import Job; Job(pickle.loads(bytes.fromhex(sys.argv[1])), sys.argv[2], threads=1)()"
+    worker = subprocess.Popen([sys.executable, "-c", code, pickle.dumps(spec).hex(), str(results)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = store.log_path(spec.run_id)
+    deadline = time.time() + 120
+    while (not log.exists() or "epoch 2/5" not in log.read_text()) and time.time() < deadline:
+        time.sleep(0.02)
+    worker.send_signal(signal.SIGINT)
+    _, stderr = worker.communicate(timeout=60)
+    assert worker.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert (store.run_dir(spec.run_id) / "checkpoint.pt").exists() and not store.record_path(spec.run_id).exists()
+    assert "received SIGINT: stopping at the next step boundary" in log.read_text()
+    assert store.scan([spec]).states[spec.run_id].status == "pending"  # the dead worker's marker does not hold it
+
+    Job(spec, str(results), threads=1)()
+    record = json.loads(store.record_path(spec.run_id).read_text())
+    assert record["details"]["resumed_from_step"] >= 8 and record["status"] == "done"
+    Job(spec, str(tmp_path / "reference"), threads=1)()
+    reference = json.loads(Store(tmp_path / "reference", spec.suite).record_path(spec.run_id).read_text())
+    assert record["metrics"] == reference["metrics"]
