@@ -37,6 +37,7 @@ def collect(suite: Suite, store: Store):
             "eval_seconds": timing.get("eval_seconds"),
             "total_seconds": timing.get("total_seconds"),
             "device": (record.get("env") or {}).get("device"),
+            "gpus": suite.resources_for(spec.config).gpus,  # what the run asked for, overrides included
             "error": _first_line((record.get("error") or {}).get("message")) if state.status == "failed" else None,
             "log": record.get("log"),
         })
@@ -52,7 +53,7 @@ def group_keys(suite: Suite) -> list[str]:
     return CELL + [axis for axis in suite.axes if axis not in CELL and axis != "seed"]
 
 
-def summarize(suite: Suite, runs: pd.DataFrame, gpus: int = 0) -> pd.DataFrame:
+def summarize(suite: Suite, runs: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: per-seed episode intervals, the across-seed interval, the reported value."""
     keys = group_keys(suite)
     reported = {r.cell: r for r in suite.reported}
@@ -74,7 +75,7 @@ def summarize(suite: Suite, runs: pd.DataFrame, gpus: int = 0) -> pd.DataFrame:
             "se": se_ours,
             "train_seconds": group["train_seconds"].mean(),
             "eval_seconds": group["eval_seconds"].mean(),
-            "gpu_hours": group["total_seconds"].sum() * gpus / 3600 if (group["device"].str.startswith("cuda")).any() else 0.0,
+            "gpu_hours": _gpu_hours(group),
         }
         entry = reported.get(tuple(cell[name] for name in CELL)) or reported.get(tuple(cell[name] for name in CELL[:-1]) + (None,))
         if entry is not None:
@@ -87,6 +88,12 @@ def summarize(suite: Suite, runs: pd.DataFrame, gpus: int = 0) -> pd.DataFrame:
             })
         cells.append(row)
     return pd.DataFrame(cells)
+
+
+def _gpu_hours(runs: pd.DataFrame) -> float:
+    """GPUs asked for x wall-clock, summed over the runs that ran on a GPU."""
+    on_gpu = runs["device"].fillna("").str.startswith("cuda")
+    return float((runs["total_seconds"] * runs["gpus"])[on_gpu].sum() / 3600)
 
 
 def _source(entry) -> str:
@@ -196,6 +203,6 @@ def render_csv(cells: pd.DataFrame) -> str:
 def build(suite: Suite, store: Store, fmt: str = "markdown") -> tuple[str, list[str]]:
     """The report text in the given format, and the store's warnings."""
     runs, scan = collect(suite, store)
-    cells = summarize(suite, runs, gpus=suite.resources.gpus)
+    cells = summarize(suite, runs)
     text = render_markdown(suite, runs, cells, scan) if fmt == "markdown" else render_csv(cells)
     return text, scan.warnings

@@ -83,3 +83,19 @@ def test_reported_entry_with_a_backbone_matches_only_that_backbone(tmp_path):
     cells = summarize(suite, collect(suite, store)[0]).set_index("method")
     assert cells.loc["protonet", "reported"] == 90.0  # the conv4 entry, not the resnet12 one
     assert cells.loc["protonet", "backbone"] == "conv4"
+
+
+def test_gpu_hours_use_each_runs_own_gpus_from_overrides(tmp_path):
+    text = TWO_SEEDS.replace("resources:\n  cpus: 1", "overrides:\n  - when: {method: mtl}\n    resources: {gpus: 2}\nresources:\n  gpus: 1\n  cpus: 1")
+    suite = load_suite(write_suite(tmp_path, text))
+    store = Store(tmp_path / "results", suite.name)
+    for spec in expand(suite):
+        record = fake_record(spec, accuracies=[80.0, 90.0])
+        record["timing"] = {"total_seconds": 1800.0}
+        record["env"] = {"device": "cuda:0" if spec.config["seed"] < 2 else "cpu"}  # seed 2 ran on the CPU
+        store.write_record(record)
+    runs, _ = collect(suite, store)
+    cells = summarize(suite, runs).set_index("method")
+    assert cells.at["protonet", "gpu_hours"] == pytest.approx(2 * 0.5 * 1)  # 2 GPU runs x 0.5 h x 1 GPU
+    assert cells.at["mtl", "gpu_hours"] == pytest.approx(2 * 0.5 * 2)
+    assert "GPU-h (all seeds)" in build(suite, store, "markdown")[0]
