@@ -88,7 +88,7 @@ def _counts_line(scan, specs) -> str:
 
 
 def cmd_status(args) -> None:
-    from harness.launch import run_views
+    from harness.status import run_views
 
     suite, specs, store = planned(args)
     view = run_views(store, specs)
@@ -98,7 +98,7 @@ def cmd_status(args) -> None:
 
 def _status_counts(specs, views) -> str:
     """'N runs: a done, b failed, c running, d pending' (+ requeued, cancelled, lost when any)."""
-    from harness.launch import STATUSES
+    from harness.status import STATUSES
 
     counts = {status: 0 for status in STATUSES}
     for spec in specs:
@@ -169,6 +169,7 @@ def resource_overrides(args) -> dict:
 
 def cmd_run(args) -> None:
     from harness import launch as launcher
+    from harness import status
     from harness.suite import Resources
 
     suite, specs, store = planned(args)
@@ -185,10 +186,10 @@ def cmd_run(args) -> None:
         problem = launcher.signal_delay_problem(args.signal_delay_s, shortest)
         if problem:
             raise HarnessError(f"--signal-delay-s {args.signal_delay_s}: {problem}")
-    view = launcher.run_views(store, specs)
+    view = status.run_views(store, specs)
     warn(view.warnings)
     views = view.views
-    wanted = set(launcher.NOT_STARTED) | ({"failed"} if args.retry_failed else set())
+    wanted = set(status.NOT_STARTED) | ({"failed"} if args.retry_failed else set())
     if args.force:
         wanted |= {"done", "failed"}
     todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
@@ -218,7 +219,7 @@ def cmd_run(args) -> None:
                 print(f"follow with: harness status {args.suite}")
                 return
             launcher.wait(store, result, progress=not args.quiet)
-            view = launcher.run_views(store, specs)
+            view = status.run_views(store, specs)
             warn(view.warnings)
             _print_status(suite, specs, store, view)
         for run_id, why in result.crashed.items():

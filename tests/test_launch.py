@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import launch, scheduler
+from harness import launch, scheduler, status
 from harness.cli import main
 from harness.scheduler import JobState
 from harness.spec import expand
@@ -232,7 +232,7 @@ def state(job_state, raw=None, requeues=0, exit_code="0:0"):
     ("pending", None, "pending", False),
 ])
 def test_merge_of_store_and_scheduler(store_status, states, expected, queued):
-    view = launch.merge_state(RunState(store_status, running={"host": "n1"} if store_status == "running" else None),
+    view = status.merge_state(RunState(store_status, running={"host": "n1"} if store_status == "running" else None),
                               JOB, states)
     assert (view.status, view.queued) == (expected, queued)
     assert view.active == (expected in ("running", "requeued") or queued)
@@ -243,12 +243,12 @@ def test_merge_of_store_and_scheduler(store_status, states, expected, queued):
 def test_a_valid_record_always_wins():
     record = {"status": "failed", "log": "/r/run.log"}
     for states in (state("RUNNING"), state("CANCELLED"), {}, None):
-        view = launch.merge_state(RunState("failed", record=record), JOB, states)
+        view = status.merge_state(RunState("failed", record=record), JOB, states)
         assert (view.status, view.log) == ("failed", "/r/run.log")
 
 
 def test_local_launches_keep_the_store_view():
-    view = launch.merge_state(RunState("running", running={"pid": 1}), {**JOB, "cluster": "local"}, state("CANCELLED"))
+    view = status.merge_state(RunState("running", running={"pid": 1}), {**JOB, "cluster": "local"}, state("CANCELLED"))
     assert view.status == "running"
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import submitit
 
-from harness import launch, scheduler
+from harness import scheduler, status
 from harness.cli import main
 from harness.spec import expand
 from harness.store import Store
@@ -54,7 +54,7 @@ def records(results: Path, suite: str = "tiny") -> dict:
 def wait_for_records(store: Store, specs, timeout: float, seen: set | None = None) -> None:
     """Until every run has its record; fails at once when a job ends without one (with its log)."""
     def finished():
-        for run_id, view in launch.run_views(store, specs).views.items():
+        for run_id, view in status.run_views(store, specs).views.items():
             if seen is not None:
                 seen.add(view.status)
             if view.status in ("lost", "cancelled"):
