@@ -211,7 +211,7 @@ def test_a_real_time_limit_requeues_and_resumes_and_a_run_that_keeps_timing_out_
     store = Store(slurm_results, "tiny")
     try:
         wait_for_records(store, list(specs.values()), 300)
-        assert uninterrupted.wait(timeout=200) == 0
+        assert uninterrupted.wait(timeout=420) == 0  # generous: at nice 19 a busy machine starves it
     finally:
         uninterrupted.kill()
 
