@@ -230,3 +230,17 @@ def test_a_real_time_limit_requeues_and_resumes_and_a_run_that_keeps_timing_out_
     assert main(["status", str(suite)]) == 0
     out = capsys.readouterr().out
     assert "2 runs: 1 done, 1 failed" in out and "UncompletedJobError: Job not requeued because: timed-out too many times" in out
+
+
+def test_a_multitask_suite_runs_on_slurm_and_reports_its_optimizers(tmp_path, slurm_results, capsys):
+    from test_multitask_suite import TINY
+
+    suite = write_suite(tmp_path, TINY.replace("epochs: 2", "epochs: 1").replace("[0, 1]", "[0]").replace(
+        "  cpus: 1\n", "  cpus: 1\n  mem_gb: 2\n"))
+    assert main(["run", str(suite), "--cluster", "slurm", "--quiet", "--wait"]) == 0
+    out = capsys.readouterr().out
+    found = records(slurm_results, "tiny_mt")
+    assert sorted(r["spec"]["method"] for r in found.values()) == ["pcgrad", "unitary"]
+    assert all(r["status"] == "done" and set(r["metrics"]["tasks"]) == {"left", "right"} for r in found.values())
+    assert all(r["env"]["host"] and r["log"] for r in found.values())
+    assert "2 runs: 2 done, 0 failed, 0 running, 0 pending" in out and "## multi_mnist" in out
