@@ -73,12 +73,17 @@ class Job(submitit.helpers.Checkpointable):
     submitit's own handler requeues this same callable, which resumes from it.
     """
 
-    def __init__(self, spec: RunSpec, results_root: str, threads: int | None = None):
+    devices: str | None = None  # class default: Jobs pickled before this attribute existed
+
+    def __init__(self, spec: RunSpec, results_root: str, threads: int | None = None, devices: str | None = None):
         self.spec = spec
         self.results_root = str(results_root)
         self.threads = threads
+        self.devices = devices  # CUDA_VISIBLE_DEVICES for this run (local pinning); None = as inherited
 
     def __call__(self) -> dict:
+        if self.devices is not None:  # before CUDA starts in this process
+            os.environ["CUDA_VISIBLE_DEVICES"] = self.devices
         store = Store(self.results_root, self.spec.suite)
         run_id = self.spec.run_id
         log_path = store.log_path(run_id)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
-import re
 import sys
 import time
 import uuid
@@ -140,21 +139,18 @@ def describe_resources(resources: Resources) -> str:
     return ", ".join(parts)
 
 
-def parse_visible_devices(text: str | None) -> list[int] | None:
-    """CUDA_VISIBLE_DEVICES -> GPU indices; None when unset (all GPUs), [] when empty or
-    when it names GPUs by UUID (those cannot be pinned through submitit's visible_gpus)."""
+def parse_visible_devices(text: str | None) -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES -> its entries as written (indices, GPU-/MIG- UUIDs); None when
+    unset (all GPUs), [] when empty."""
     if text is None:
         return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if not all(re.fullmatch(r"\d+", item) for item in items):
-        return []
-    return [int(item) for item in items]
+    return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def visible_gpus() -> list[int] | None:
-    """The GPUs this process may use, by index (CUDA_VISIBLE_DEVICES, else all torch sees)."""
+def visible_gpus() -> list[str] | None:
+    """The GPUs this process may use: CUDA_VISIBLE_DEVICES's entries, else every GPU torch sees."""
     parsed = parse_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"))
-    return parsed if parsed is not None else list(range(_cuda_count()))
+    return parsed if parsed is not None else [str(index) for index in range(_cuda_count())]
 
 
 def _cuda_count() -> int:
@@ -169,16 +165,17 @@ def _cuda_count() -> int:
 class GpuSlots:
     """Which visible GPUs are free; a run takes ``gpus`` of them for itself until it ends."""
 
-    def __init__(self, gpus: Iterable[int]):
-        self.free = list(gpus)
+    def __init__(self, gpus: Iterable[str]):
+        self.order = list(gpus)
+        self.free = list(self.order)
         self.total = len(self.free)
 
     def need(self, gpus: int) -> int:
         """GPUs a run asking for ``gpus`` gets: all of them when it asks for more than exist."""
         return min(gpus, self.total)
 
-    def take(self, count: int) -> tuple[int, ...] | None:
-        """``count`` free GPUs (lowest first), or None when too few are free now."""
+    def take(self, count: int) -> tuple[str, ...] | None:
+        """``count`` free GPUs (first listed first), or None when too few are free now."""
         if count <= 0:
             return ()
         if count > len(self.free):
@@ -186,8 +183,9 @@ class GpuSlots:
         taken, self.free = tuple(self.free[:count]), self.free[count:]
         return taken
 
-    def give_back(self, gpus: Iterable[int]) -> None:
-        self.free = sorted(set(self.free) | set(gpus))
+    def give_back(self, gpus: Iterable[str]) -> None:
+        returned = set(self.free) | set(gpus)
+        self.free = [gpu for gpu in self.order if gpu in returned]
 
 
 def can_start(resources: Resources, running: list[Resources], cap: int | None, cpus: int,
@@ -269,7 +267,11 @@ def _run_debug(specs, root, resources_of, result: LaunchResult, record: dict, st
 def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, store: Store,
                max_parallel: int | None, progress: bool, max_requeues: int) -> None:
     """Each run in its own process: at most ``max_parallel`` at once (default: as many as
-    the CPUs hold), each GPU run pinned to GPUs of its own; wait for all."""
+    the CPUs hold), each GPU run pinned to GPUs of its own; wait for all.
+
+    Pinning: the worker sets CUDA_VISIBLE_DEVICES to its GPUs' entries (indices or UUIDs,
+    as this process sees them) before CUDA starts (``Job.devices``); CPU runs then see no
+    GPU. submitit's own ``visible_gpus`` takes indices only, so it is not used."""
     import submitit
 
     from harness.job import Job
@@ -284,13 +286,11 @@ def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, st
             while waiting and can_start(resources_of(waiting[0]), [r for _, _, r, _ in running], max_parallel, cpus, slots):
                 spec = waiting.pop(0)
                 resources = resources_of(spec)
-                if slots.total:  # pinned: this run sees its own GPUs only (none for a CPU run)
-                    gpus = slots.take(slots.need(resources.gpus))
-                    executor.update_parameters(timeout_min=resources.timeout_min, gpus_per_node=len(gpus), visible_gpus=gpus)
-                else:
-                    gpus = ()
-                    executor.update_parameters(timeout_min=resources.timeout_min, gpus_per_node=resources.gpus, visible_gpus=())
-                submitted = executor.submit(Job(spec, root, threads=resources.cpus))
+                gpus = slots.take(slots.need(resources.gpus)) if slots.total else ()
+                executor.update_parameters(timeout_min=resources.timeout_min,
+                                           gpus_per_node=0 if slots.total else resources.gpus, visible_gpus=())
+                devices = ",".join(gpus) if slots.total else None  # None: leave the environment as it is
+                submitted = executor.submit(Job(spec, root, threads=resources.cpus, devices=devices))
                 result.submitted.append(spec.run_id)
                 result.job_ids.append(submitted.job_id)
                 _note(record, spec.run_id, submitted)

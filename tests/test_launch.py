@@ -4,6 +4,7 @@ scheduler's view, GPU slots of the local executor, and what `run` dispatches."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -381,19 +382,19 @@ def test_command_line_resources_reach_every_run(tmp_path, results, monkeypatch, 
 # ---------------------------------------------------------------- the local executor's GPU slots
 
 def test_gpu_slots_pin_one_run_per_gpu():
-    slots = launch.GpuSlots([2, 5])
+    slots = launch.GpuSlots(["5", "2"])
     one_gpu = Resources(gpus=1)
     assert launch.can_start(one_gpu, [], None, 64, slots)
     first = slots.take(1)
     second = slots.take(1)
-    assert (first, second) == ((2,), (5,))
+    assert (first, second) == (("5",), ("2",))
     assert not launch.can_start(one_gpu, [one_gpu, one_gpu], None, 64, slots)  # both GPUs taken
     assert launch.can_start(Resources(gpus=0), [one_gpu, one_gpu], None, 64, slots)  # a CPU run may still go
     slots.give_back(first)
-    assert slots.take(1) == (2,)
+    assert slots.take(1) == ("5",)
     # a run asking more GPUs than exist gets them all instead of waiting forever
-    big = launch.GpuSlots([0, 1])
-    assert big.need(4) == 2 and launch.can_start(Resources(gpus=4), [], None, 64, big) and big.take(big.need(4)) == (0, 1)
+    big = launch.GpuSlots(["0", "1"])
+    assert big.need(4) == 2 and launch.can_start(Resources(gpus=4), [], None, 64, big) and big.take(big.need(4)) == ("0", "1")
 
 
 def test_local_admission_cap_and_cpus():
@@ -408,8 +409,8 @@ def test_local_admission_cap_and_cpus():
 def test_visible_devices_parsing():
     assert launch.parse_visible_devices(None) is None
     assert launch.parse_visible_devices("") == []
-    assert launch.parse_visible_devices("3, 1") == [3, 1]
-    assert launch.parse_visible_devices("GPU-5d6c1a2b,GPU-aa") == []
+    assert launch.parse_visible_devices("3, 1") == ["3", "1"]
+    assert launch.parse_visible_devices("GPU-5d6c1a2b,MIG-aa/1/2") == ["GPU-5d6c1a2b", "MIG-aa/1/2"]
 
 
 class FakeJob:
@@ -439,20 +440,22 @@ class FakeLocalExecutor:
 
     def submit(self, job):
         running = [j for j in self.jobs if j.polls <= 2]
-        fake = FakeJob(str(len(self.jobs)), (self.parameters["visible_gpus"], [r.gpus for r in running]))
-        fake.gpus = self.parameters["visible_gpus"]
+        assert self.parameters["visible_gpus"] == () and self.parameters["gpus_per_node"] == 0  # the Job pins
+        fake = FakeJob(str(len(self.jobs)), (job.devices, [r.devices for r in running]))
+        fake.devices = job.devices
         self.jobs.append(fake)
         return fake
 
 
-def test_local_executor_pins_each_gpu_run_to_its_own_gpus(tmp_path, results, monkeypatch):
+@pytest.mark.parametrize("visible", ["4,7", "GPU-4a1b,MIG-7c2d/1/0"])
+def test_local_executor_pins_each_gpu_run_to_its_own_gpus(tmp_path, results, monkeypatch, visible):
     import submitit
 
     suite = load_suite(write_suite(tmp_path, TINY_SUITE.replace("seed: [0]", "seed: [0, 1, 2]")))
     specs = list(expand(suite))
     monkeypatch.setattr(submitit, "LocalExecutor", FakeLocalExecutor)
     monkeypatch.setattr(launch, "POLL_SECONDS", 0.001)
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,7")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
     FakeLocalExecutor.instances.clear()
     result = launch.launch(specs, Store(results, "tiny"), "local",
                            lambda spec: Resources(gpus=1 if spec.config["method"] == "mtl" else 0),
@@ -460,11 +463,24 @@ def test_local_executor_pins_each_gpu_run_to_its_own_gpus(tmp_path, results, mon
     (executor,) = FakeLocalExecutor.instances
     assert len(result.submitted) == 6
     for job, spec in zip(executor.jobs, specs):
-        gpus, others = job.log
+        devices, others = job.log
         if spec.config["method"] == "mtl":
-            assert len(gpus) == 1 and gpus[0] in (4, 7)
-            assert all(gpus[0] not in other for other in others)  # never shares a GPU with a running run
+            assert devices in visible.split(",")  # exactly one GPU, as the parent names it
+            assert devices not in others  # never shares a GPU with a running run
         else:
-            assert gpus == ()  # CPU runs see no GPU
+            assert devices == ""  # CPU runs see no GPU
     record = json.loads(result.record_path.read_text())
     assert record["cluster"] == "local" and set(record["runs"]) == {s.run_id for s in specs}
+
+
+def test_a_pinned_job_sets_cuda_visible_devices_before_it_starts(tmp_path, monkeypatch):
+    from harness.job import Job
+
+    suite = load_suite(write_suite(tmp_path, TINY_SUITE))
+    spec = next(expand(suite))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    seen = {}
+    monkeypatch.setattr(Job, "_run", lambda self, log, checkpoint: seen.setdefault("env", os.environ["CUDA_VISIBLE_DEVICES"])
+                        and {"status": "failed", "metrics": {}, "timing": {}, "error": None})
+    Job(spec, str(tmp_path / "results"), devices="MIG-7c2d/1/0")()
+    assert seen["env"] == "MIG-7c2d/1/0"
