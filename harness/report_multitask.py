@@ -125,9 +125,10 @@ def render_csv(cells: pd.DataFrame) -> str:
     if not len(cells):
         return ""
     flat = cells.drop(columns=["tasks", "seed_averages"]).copy()
-    for name in cells.iloc[0]["tasks"]:
-        flat[f"task:{name}"] = [c[name].mean for c in cells["tasks"]]
-        flat[f"task:{name}:ci95"] = [c[name].half_width for c in cells["tasks"]]
+    names = list(dict.fromkeys(name for tasks in cells["tasks"] for name in tasks))  # every dataset's, in order
+    for name in names:  # empty where the row's dataset has no such task
+        flat[f"task:{name}"] = [c[name].mean if name in c else None for c in cells["tasks"]]
+        flat[f"task:{name}:ci95"] = [c[name].half_width if name in c else None for c in cells["tasks"]]
     return flat.to_csv(index=False)
 
 
@@ -143,8 +144,7 @@ def build(suite, store, fmt: str = "markdown") -> tuple[str, list[str]]:
     runs = runs_frame(specs, scan, suite.axes)
     cells = summarize(runs, keys)
     if fmt == "csv":
-        parts = [render_csv(cells[cells["dataset"] == name]) for name in cells["dataset"].unique()] if len(cells) else []
-        return "\n".join(parts), scan.warnings
+        return render_csv(cells), scan.warnings
     lines = header_lines(suite, runs)
     if not len(cells):
         lines.append("No finished runs yet.")

@@ -36,6 +36,21 @@ reported:
 """
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (small models: faster, and no oversubscription)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def quiet(_line: str) -> None:
+    """A trainer log that prints nothing."""
+
+
 def write_suite(folder: Path, text: str = TINY_SUITE, name: str = "tiny.yaml") -> Path:
     path = Path(folder) / name
     path.write_text(textwrap.dedent(text))

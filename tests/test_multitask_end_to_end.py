@@ -3,25 +3,13 @@ with the real networks: every metric of the record, per-metric selection on City
 from __future__ import annotations
 
 import pytest
-import torch
 
 from harness.multitask.datasets import DATASETS
 from harness.multitask.train import Trainer
+from conftest import quiet
 from test_multitask_data import CELEBA, write_cityscapes
 
-pytestmark = pytest.mark.filterwarnings("ignore:Detected call of")
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def quiet(_line):
-    pass
+pytestmark = [pytest.mark.filterwarnings("ignore:Detected call of"), pytest.mark.usefixtures("one_torch_thread")]
 
 
 def test_celeba_with_imtl_over_40_tasks(tmp_path, monkeypatch):

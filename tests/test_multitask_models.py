@@ -9,12 +9,7 @@ from harness.multitask.datasets._base import Task
 from harness.multitask.models import MODELS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def check_backward(model, z, outputs):

@@ -284,3 +284,21 @@ def test_ctrl_c_saves_a_checkpoint_and_the_next_run_resumes_to_the_same_metrics(
     Job(spec, str(tmp_path / "reference"), threads=1)()
     reference = json.loads(Store(tmp_path / "reference", spec.suite).record_path(spec.run_id).read_text())
     assert record["metrics"] == reference["metrics"]
+
+
+def test_csv_of_two_datasets_is_one_table_with_each_datasets_task_columns():
+    import pandas as pd
+
+    from harness.report_multitask import render_csv
+    from harness.stats import t_interval
+
+    def cell(dataset, tasks):
+        return {"dataset": dataset, "method": "unitary", "average": 1.0, "seed_averages": [1.0],
+                "tasks": {name: t_interval([value]) for name, value in tasks.items()}}
+
+    csv = render_csv(pd.DataFrame([cell("multi_mnist", {"left": 90.0, "right": 80.0}), cell("celeba", {"Smiling": 70.0})]))
+    header, mnist, celeba = csv.strip().splitlines()
+    assert header.split(",")[-6:] == ["task:left", "task:left:ci95", "task:right", "task:right:ci95",
+                                      "task:Smiling", "task:Smiling:ci95"]
+    assert mnist.startswith("multi_mnist") and mnist.split(",")[-2:] == ["", ""]
+    assert celeba.split(",")[-2] == "70.0" and celeba.split(",")[-6] == ""

@@ -19,20 +19,12 @@ from harness.multitask.datasets import DATASETS
 from harness.multitask.optimizers import OPTIMIZERS
 from harness.multitask.train import StopRequested, Trainer
 
+from conftest import quiet
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 QUICK = {"dataset": "multi_mnist", "seed": 0, "device": "cpu", "lr": 0.01, "lr_decay": 0.9,
          "batch_size": 128, "train_images": 1024}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def quiet(_line):
-    pass
 
 
 def test_short_training_with_unitary_beats_chance_on_both_digits():
