@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -13,8 +16,8 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness import HarnessError, __version__, families
-from harness.config import check_value, parse_text
-from harness.spec import expand, select
+from harness.keys import check_value, parse_text
+from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
 
@@ -49,9 +52,23 @@ def parse_filters(items: list[str] | None, keys: dict) -> dict[str, list]:
 
 
 def planned(args):
+    """The suite (restricted to the runs ``--filter`` keeps), its runs and its store."""
     suite = load_suite(resolve_suite_path(args.suite))
-    specs = list(select(expand(suite), parse_filters(args.filter, suite.keys)))
-    return suite, specs, Store(args.results, suite.name)
+    warn(suite.warnings)
+    filters = parse_filters(args.filter, suite.keys)
+    if filters:
+        suite = dataclasses.replace(suite, keep=(filters,))
+    specs = list(expand(suite))
+    return suite, specs, results_store(args.results, suite.name)
+
+
+def results_store(results, name: str) -> Store:
+    store = Store(results, name)
+    if store.root.exists() and not store.root.is_dir():
+        raise HarnessError(f"--results {store.root}: is a file, not a folder")
+    if store.dir.exists() and not store.dir.is_dir():
+        raise HarnessError(f"{store.dir}: is a file, not a results folder")
+    return store
 
 
 def warn(messages) -> None:
@@ -60,19 +77,39 @@ def warn(messages) -> None:
 
 
 def cmd_list(args) -> None:
+    from harness import plugins
+
+    if args.suite:
+        load_suite(resolve_suite_path(args.suite))  # its plugins, too
     for family in families.all_families():
-        print(f"family {family.name} ({family.help}):")
-        for name, key in family.keys.items():
-            if key.choices is not None and not isinstance(key.choices, tuple):
-                print(f"  {name}: {', '.join(key.choices.names())}")
+        print(f"family {family.name} (version {family.version}, {plugins.origin(family.name)}): {family.help}")
+        for name, registry in family.registries.items():
+            by_origin: dict[str, list] = {}
+            for entry in registry.entries().values():
+                by_origin.setdefault(entry.origin, []).append(f"{entry.name}" + (f" v{entry.version}" if entry.version != "1" else ""))
+            parts = [f"{', '.join(sorted(names))} ({origin})" for origin, names in by_origin.items()]
+            print(f"  {name}: {'; '.join(parts)}")
+    for plugin in plugins.index().broken:
+        print(f"broken plugin: {plugin.error}")
     suites = sorted(p.as_posix() for p in SUITES_DIR.glob("*.yaml")) if SUITES_DIR.is_dir() else []
     print(f"suites: {', '.join(suites) if suites else '(none in ./suites)'}")
+
+
+def stale(specs, scan) -> list[str]:
+    from harness.staleness import stale_warnings
+
+    return stale_warnings(specs, scan)
 
 
 def cmd_plan(args) -> None:
     suite, specs, store = planned(args)
     scan = store.scan(specs)
-    warn(scan.warnings)
+    warn(scan.warnings + stale(specs, scan))
+    if args.format == "json":
+        runs = [{"run_id": spec.run_id, "status": scan.states[spec.run_id].status, "label": spec.label(),
+                 "config": spec.config} for spec in specs]
+        print(json.dumps({"suite": suite.name, "family": suite.family, "runs": runs}, indent=1))
+        return
     fixed = list(families.get(suite.family).plan_columns)
     columns = fixed + [axis for axis in suite.axes if axis not in fixed]
     rows = [[spec.run_id, scan.states[spec.run_id].status] + [spec.config[c] for c in columns] for spec in specs]
@@ -92,7 +129,7 @@ def cmd_status(args) -> None:
 
     suite, specs, store = planned(args)
     view = run_views(store, specs)
-    warn(view.warnings)
+    warn(view.warnings + stale(specs, store.scan(specs)))
     _print_status(suite, specs, store, view)
 
 
@@ -187,7 +224,7 @@ def cmd_run(args) -> None:
         if problem:
             raise HarnessError(f"--signal-delay-s {args.signal_delay_s}: {problem}")
     view = status.run_views(store, specs)
-    warn(view.warnings)
+    warn(view.warnings + stale(specs, store.scan(specs)))
     views = view.views
     wanted = set(status.NOT_STARTED) | ({"failed"} if args.retry_failed else set())
     if args.force:
@@ -204,6 +241,7 @@ def cmd_run(args) -> None:
             return
     else:
         require_data(todo)
+        preflight(suite, todo, args.cluster, resources_of)
         result = launcher.launch(todo, store, args.cluster, resources_of, args.max_parallel, progress=not args.quiet,
                                  max_requeues=args.max_requeues, signal_delay_s=args.signal_delay_s)
         if args.cluster == "slurm":
@@ -224,11 +262,55 @@ def cmd_run(args) -> None:
             _print_status(suite, specs, store, view)
         for run_id, why in result.crashed.items():
             print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
-    _write_report(suite, store, "markdown", None, echo=True)
+    _write_report(suite, store, "markdown", None, echo=True, specs=specs)
+    if todo:
+        finished = store.scan(todo)
+        failed = [spec for spec in todo if finished.states[spec.run_id].status != "done"]
+        if failed:
+            print(f"harness: {len(failed)} of the {len(todo)} runs of this launch did not finish "
+                  f"(failed or without a record): see `harness status {args.suite}`", file=sys.stderr)
+            raise LaunchFailed()
 
 
-def _write_report(suite, store, fmt: str, out: str | None, echo: bool) -> None:
-    text, warnings = families.get(suite.family).report_module().build(suite, store, fmt)
+class LaunchFailed(Exception):
+    """Some runs of a local or debug launch failed: exit 1, after the report."""
+
+
+def preflight(suite, specs, cluster: str, resources_of) -> None:
+    """Before anything is dispatched: every component the runs use can be imported (a
+    plugin that fails to import, or declares a name it does not register, stops the
+    launch with one line), and the family's own check passes for each run."""
+    from harness.api import load_target
+    from harness.spec import used_components
+
+    family = families.get(suite.family)
+    seen = set()
+    for spec in specs:
+        for key, name in used_components(family, spec.config).items():
+            if (key, name) not in seen:
+                seen.add((key, name))
+                try:
+                    family.registries[key].get(name)
+                except HarnessError as error:
+                    raise HarnessError(f"{suite.path}: {key} {name!r}: {error}") from None
+    if family.check:
+        check = load_target(family.check)
+        for spec in specs:
+            problem = check(spec.config, cluster, resources_of(spec).gpus)
+            if problem:
+                raise HarnessError(f"{suite.path}: run {spec.run_id} ({spec.label()}): {problem}")
+
+
+def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=None) -> None:
+    from harness.api import load_target
+
+    family = families.get(suite.family)
+    if out and Path(out).is_dir():
+        raise HarnessError(f"--out {out}: is a folder; give a file path")
+    build = load_target(family.report) if family.report else None
+    if build is None:
+        from harness.report import build
+    text, warnings = build(suite, store, fmt)
     warn(warnings)
     paths = {store.dir / ("REPORT.md" if fmt == "markdown" else "report.csv")}
     if out:
@@ -267,8 +349,8 @@ def require_data(specs) -> None:
     """Fail before dispatch, with the command to type, when a run's dataset is not prepared."""
     from harness import data
 
-    for name in sorted({spec.config["dataset"] for spec in specs}):
-        data.require_prepared(name)
+    for family, name in sorted({(spec.family, spec.config["dataset"]) for spec in specs}):
+        data.require_prepared(name, family=family)
 
 
 def cmd_report(args) -> None:
@@ -282,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default=None, help="results folder (default: $HARNESS_RESULTS or ./results)")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    commands.add_parser("list", help="datasets, methods, backbones, heads and suites known").set_defaults(func=cmd_list)
+    listing = commands.add_parser("list", help="every family and the names of its components, with where they come from")
+    listing.add_argument("suite", nargs="?", help="also load this suite's plugins")
+    listing.set_defaults(func=cmd_list)
 
     def suite_command(name, func, help_text):
         sub = commands.add_parser(name, help=help_text)
@@ -292,7 +376,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(func=func)
         return sub
 
-    suite_command("plan", cmd_plan, "the expanded grid, one row per run, with status")
+    plan = suite_command("plan", cmd_plan, "the expanded grid, one row per run, with status")
+    plan.add_argument("--format", choices=("table", "json"), default="table",
+                      help="json: every run's id, status and fully resolved config")
     run = suite_command("run", cmd_run, "run every pending run")
     run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local")
     run.add_argument("--max-parallel", type=int, default=None, metavar="N",
@@ -342,12 +428,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         args.func(args)
+        sys.stdout.flush()
     except HarnessError as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return 2
+    except LaunchFailed:
+        return 1
     except KeyboardInterrupt:
-        print("harness: interrupted", file=sys.stderr)
+        print("harness: interrupted; rerun the same command to resume (finished runs are skipped, "
+              "stopped ones continue from their checkpoints)", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `harness plan ... | head`: the reader left; nothing to say
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     return 0
 
 

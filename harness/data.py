@@ -1,30 +1,31 @@
-"""`harness data`: prepare and verify datasets of every family, by name. Never imports torch.
+"""`harness data`: prepare and verify the datasets of every family, by name. Never imports torch.
 
-The few-shot prepared layout, manifest and checks are described in
-`harness/fewshot/datasets/_layout.py`, the multi-task one in
-`harness/multitask/datasets/_layout.py`; each dataset's accepted sources in its module.
+What each dataset accepts and how it is laid out once prepared is in its own module
+(the few-shot layout: `harness/fewshot/datasets/_layout.py`; the multi-task one:
+`harness/multitask/datasets/_layout.py`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from harness import HarnessError, families
-from harness.fewshot.datasets._layout import data_root as _data_root
-from harness.fewshot.datasets._layout import describe
+from harness.datadir import data_root
 
-
-def data_root(root=None) -> Path:
-    """The explicit `root`, else $HARNESS_DATA, else $XDG_CACHE_HOME/harness/data (~/.cache/harness/data)."""
-    return _data_root(root)
+__all__ = ["data_root", "names", "dataset", "prepare", "verify", "require_prepared", "sources", "summary"]
 
 
 def names() -> list[str]:
     """Every dataset of every family."""
-    return [name for family in families.all_families() for name in family.datasets.names()]
+    return sorted({name for family in families.all_families() for name in family.datasets.names()})
 
 
 def dataset(name: str):
-    return families.dataset_family(name).datasets.get(name)
+    owners = [family for family in families.all_families() if name in family.datasets.names()]
+    if not owners:
+        raise HarnessError(f"unknown dataset {name!r} (known: {', '.join(names())})")
+    if len(owners) > 1:
+        raise HarnessError(f"dataset {name!r} belongs to several families ({', '.join(f.name for f in owners)})")
+    return owners[0].datasets.get(name)
 
 
 def prepare(name: str, source, root=None) -> dict:
@@ -42,10 +43,12 @@ def verify(name: str, root=None) -> str:
     return dataset(name).verify(root)
 
 
-def require_prepared(name: str, root=None) -> Path:
+def require_prepared(name: str, root=None, family: str | None = None) -> Path | None:
     """Raise HarnessError with the exact `harness data prepare ...` command unless `name` is
-    prepared (cheap: manifest and array headers only). Returns the folder read."""
-    return dataset(name).require_prepared(root)
+    prepared (cheap: manifest and array headers only). Datasets that need no preparation pass."""
+    entry = families.get(family).datasets.get(name) if family else dataset(name)
+    check = getattr(entry, "require_prepared", None)
+    return check(root) if callable(check) else None
 
 
 def sources(name: str) -> list[tuple[str, str]]:
@@ -55,10 +58,11 @@ def sources(name: str) -> list[tuple[str, str]]:
 
 def summary(manifest: dict, root=None) -> str:
     """The lines `verify` prints, for a manifest `prepare` just returned."""
-    if families.dataset_family(manifest["dataset"]).name == "fewshot":
-        return describe(manifest, data_root(root) / manifest["dataset"])
+    entry = dataset(manifest["dataset"])
+    if hasattr(entry, "summary"):
+        return entry.summary(manifest, root)
     folder = data_root(root) / manifest["dataset"]
-    counts = ", ".join(f"{split} {entry['count']:,}" for split, entry in manifest["splits"].items())
+    counts = ", ".join(f"{split} {part['count']:,}" for split, part in manifest["splits"].items())
     notes = [f"  note: {note}" for note in manifest.get("notes", [])]
     return "\n".join([f"{manifest['dataset']} in {folder}: OK (from {manifest['source']['kind']} "
                       f"{manifest['source']['path']}; {counts})", *notes])

@@ -20,6 +20,7 @@ from pathlib import Path
 import submitit
 
 import harness
+from harness.api import load_target
 from harness.spec import RunSpec
 from harness.store import Store
 
@@ -42,21 +43,18 @@ def git_commit() -> str | None:
 
 
 def environment(device: str | None) -> dict:
-    import torch
-
-    device_name = platform.processor() or platform.machine()
-    if device and device.startswith("cuda"):
-        device_name = torch.cuda.get_device_name()
-    return {
-        "host": socket.gethostname(),
-        "device": device,
-        "device_name": device_name,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "harness": harness.__version__,
-        "git_commit": git_commit(),
-        "torch_threads": torch.get_num_threads(),
-    }
+    """Where the run ran. Never raises: it is written into failed records too."""
+    found = {"host": socket.gethostname(), "device": device, "device_name": platform.processor() or platform.machine(),
+             "python": platform.python_version(), "harness": harness.__version__, "git_commit": git_commit()}
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        found.update({"torch": torch.__version__, "torch_threads": torch.get_num_threads()})
+        if device and device.startswith("cuda"):
+            try:
+                found["device_name"] = torch.cuda.get_device_name(device)
+            except Exception as error:  # no usable GPU: the record says so instead of crashing
+                found["device_name"] = f"unavailable ({type(error).__name__})"
+    return found
 
 
 def peak_rss_bytes() -> int:
@@ -87,43 +85,54 @@ class Job(submitit.helpers.Checkpointable):
         store = Store(self.results_root, self.spec.suite)
         run_id = self.spec.run_id
         log_path = store.log_path(run_id)
-        store.mark_running(run_id, {"pid": os.getpid(), "host": socket.gethostname(), "started": now(), "log": str(log_path)})
-        started, clock = now(), time.perf_counter()
-        with open(log_path, "a", encoding="utf-8") as log_file:
-            def log(line: str) -> None:
-                print(line, flush=True)
-                log_file.write(f"{now()} {line}\n")
-                log_file.flush()
+        lock = store.hold_running(run_id, {"pid": os.getpid(), "host": socket.gethostname(), "started": now(),
+                                           "log": str(log_path)})
+        if lock is None:
+            raise RuntimeError(f"run {run_id} is already running in another worker (its lock is held)")
+        try:
+            started, clock = now(), time.perf_counter()
+            with open(log_path, "a", encoding="utf-8") as log_file:
+                def log(line: str) -> None:
+                    print(line, flush=True)
+                    log_file.write(f"{now()} {line}\n")
+                    log_file.flush()
 
-            log(f"run {run_id}: {self.spec.label()}")
-            record = self._run(log, store.run_dir(run_id) / CHECKPOINT)
-        record.update({
-            "run_id": run_id,
-            "suite": self.spec.suite,
-            "spec": self.spec.config,
-            "started": started,
-            "finished": now(),
-            "log": str(log_path),
-        })
-        record["timing"]["total_seconds"] = time.perf_counter() - clock
-        store.write_record(record)
-        store.clear_running(run_id)
-        (store.run_dir(run_id) / CHECKPOINT).unlink(missing_ok=True)
+                log(f"run {run_id}: {self.spec.label()}")
+                record = self._run(log, store.run_dir(run_id) / CHECKPOINT)
+            record.update({
+                "run_id": run_id,
+                "suite": self.spec.suite,
+                "family": self.spec.family,
+                "spec": self.spec.config,
+                "plugins": list(self.spec.plugins),
+                "started": started,
+                "finished": now(),
+                "log": str(log_path),
+            })
+            record["timing"]["total_seconds"] = time.perf_counter() - clock
+            store.write_record(record)
+            (store.run_dir(run_id) / CHECKPOINT).unlink(missing_ok=True)
+        finally:
+            store.release_running(run_id, lock)
         return {"run_id": run_id, "status": record["status"]}
 
     def _run(self, log, checkpoint: Path) -> dict:
-        device = None
+        device = self.spec.config.get("device")
+        code = None
         try:
-            import torch
+            from harness import families, plugins
+            from harness.spec import components
 
-            from harness import families
-            from harness.training import pick_device
-
+            plugins.activate(self.spec.plugins)
+            family = families.get(self.spec.family)
+            code = components(family, self.spec.config)
+            trainer_class = load_target(family.trainer)
             if self.threads:
+                import torch
+
                 torch.set_num_threads(self.threads)
-            device = str(pick_device(self.spec.config["device"]))
-            trainer = families.get(self.spec.family).trainer_class()(self.spec.config, checkpoint=checkpoint, log=log)
-            with stop_on_signals(trainer, log):
+            with stop_on_signals(log) as stop:  # before the trainer loads data: no signal is lost
+                trainer = stop.attach(trainer_class(self.spec.config, checkpoint=checkpoint, log=log))
                 result = trainer.run()
             status, error = "done", None
         except Exception as exc:  # a failed run is recorded, not raised
@@ -135,6 +144,7 @@ class Job(submitit.helpers.Checkpointable):
         return {
             "status": status,
             **result,
+            "components": code,
             "memory": {"cpu_peak_rss_bytes": peak_rss_bytes(), "gpu_peak_allocated_bytes": details.get("peak_gpu_bytes")},
             "env": environment(details.get("device", device)),
             "details": details,
@@ -144,27 +154,37 @@ class Job(submitit.helpers.Checkpointable):
 
 
 class stop_on_signals:
-    """While training, turn SIGTERM, SIGINT (Ctrl-C; submitit's local cancel) and
-    submitit's preemption signal into a stop request.
+    """While a run loads and trains, turn SIGTERM, SIGINT (Ctrl-C) and submitit's
+    preemption signal into a stop request.
 
     The trainer saves its checkpoint at the next step boundary and raises StopRequested;
-    then the signal's previous handler runs (submitit's: requeue this job, then exit;
-    Python's for SIGINT: KeyboardInterrupt). The next run of the same run id resumes.
+    then the signal's previous handler runs (submitit's for its preemption signal: requeue
+    this job, then exit), and the run ends with SystemExit. A signal that comes while the
+    trainer is still being built is passed on when it is attached. The next run of the
+    same run id resumes.
     """
 
-    def __init__(self, trainer, log):
-        self.trainer, self.log = trainer, log
+    def __init__(self, log):
+        self.log = log
+        self.trainer = None
         self.preemption = submitit.JobEnvironment._usr_sig()
         self.signals = [signal.SIGTERM, signal.SIGINT, self.preemption]
         self.previous: dict = {}
         self.received = None
+
+    def attach(self, trainer):
+        self.trainer = trainer
+        if self.received is not None:
+            trainer.stop_requested = True
+        return trainer
 
     def _handle(self, signum, frame):
         self.log(f"received {signal.Signals(signum).name}: stopping at the next step boundary")
         if self.received is None or signum == self.preemption:
             # The preemption signal (requeue) wins over the others, whatever order Python runs them in.
             self.received = (signum, frame)
-        self.trainer.stop_requested = True
+        if self.trainer is not None:
+            self.trainer.stop_requested = True
 
     def __enter__(self):
         for signum in self.signals:
@@ -179,5 +199,5 @@ class stop_on_signals:
         signum, frame = self.received
         handler = self.previous.get(signum)
         if callable(handler):
-            handler(signum, frame)  # submitit requeues and exits here
+            handler(signum, frame)  # submitit requeues and exits here; Python's SIGINT raises KeyboardInterrupt
         raise SystemExit(f"stopped by {signal.Signals(signum).name}; checkpoint saved")

@@ -271,12 +271,19 @@ def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, st
 
     Pinning: the worker sets CUDA_VISIBLE_DEVICES to its GPUs' entries (indices or UUIDs,
     as this process sees them) before CUDA starts (``Job.devices``); CPU runs then see no
-    GPU. submitit's own ``visible_gpus`` takes indices only, so it is not used."""
+    GPU. submitit's own ``visible_gpus`` takes indices only, so it is not used.
+
+    Ctrl-C: submitit's local controller answers SIGINT by killing its worker one second
+    later, before a checkpoint can be saved. So the controllers start with SIGINT ignored
+    (their workers install their own handler when they start), and on Ctrl-C this process
+    asks each worker to stop (SIGTERM, see ``stop_workers``) and waits until every one has
+    saved its checkpoint and exited."""
     import submitit
 
     from harness.job import Job
 
     executor = submitit.LocalExecutor(folder=result.folder, max_num_timeout=max_requeues)
+    executor.update_parameters(setup=["trap '' INT"])
     slots = GpuSlots(visible_gpus() if any(resources_of(s).gpus for s in specs) else [])
     cpus = os.cpu_count() or 1
     waiting, running = list(specs), []  # running: (submitted, spec, resources, gpus)
@@ -306,11 +313,62 @@ def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, st
             if not finished:
                 time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
-        for submitted, *_ in running:
-            submitted.cancel(check=False)
+        bar.close()
+        stop_workers([(entry[0], entry[1].run_id) for entry in running], store)
         raise
     finally:
         bar.close()
+
+
+def stop_workers(running: list, store: Store, resend_seconds: float = 5.0) -> None:
+    """Ask every local worker to stop (SIGTERM: it saves its checkpoint at the next step
+    boundary) and wait for all to exit; a second Ctrl-C kills them at once. A worker that
+    has not written its running marker yet is signalled as soon as it has; the signal is
+    sent again every ``resend_seconds`` in case one came before its handler was installed."""
+    import signal
+
+    alive = [(job, run_id) for job, run_id in running if not job.done()]
+    if not alive:
+        return
+    print(f"harness: stopping {len(alive)} run{'s' * (len(alive) != 1)}: saving checkpoints "
+          "(Ctrl-C again to kill them now)", file=sys.stderr, flush=True)
+    last_sent: dict[str, float] = {}
+    try:
+        while alive:
+            for job, run_id in alive:
+                pid = _worker_pid(store, run_id)
+                if pid and time.monotonic() - last_sent.get(run_id, -resend_seconds) >= resend_seconds:
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+                    last_sent[run_id] = time.monotonic()
+            time.sleep(POLL_SECONDS / 5)
+            alive = [(job, run_id) for job, run_id in alive if not job.done()]
+    except KeyboardInterrupt:
+        for job, run_id in alive:
+            pid = _worker_pid(store, run_id)
+            for target in (pid, getattr(job, "_process", None) and job._process.pid):
+                if target:
+                    try:
+                        os.kill(target, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        print(f"harness: killed {len(alive)} run{'s' * (len(alive) != 1)} without a checkpoint", file=sys.stderr)
+
+
+def _worker_pid(store: Store, run_id: str) -> int | None:
+    """The pid a worker of this host wrote in its running marker, or None."""
+    import json
+    import socket
+
+    try:
+        info = json.loads((store.run_dir(run_id) / "running.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+        return None
+    return info["pid"]
 
 
 def _collect(submitted, run_id: str, result: LaunchResult) -> None:

@@ -1,23 +1,31 @@
 """The results layout: results/<suite>/<run_id>/record.json, written atomically.
 
 A record is trusted only when it parses, names the run id of its folder, and its
-spec equals the planned config of that run; anything else in the folder is named
-in a warning and otherwise ignored, never a crash.
+spec is the planned config of that run (keys at their default may be absent: a key
+added since keeps old records valid); anything else in the folder is named in a
+warning and otherwise ignored, never a crash.
+
+A worker holds an exclusive ``flock`` on ``running.lock`` for its whole life and
+writes ``running.json`` beside it; a run is "running" only while that lock is held, so
+a worker killed outright (even a zombie, even with its pid reused) is seen as gone.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
-import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import families
+from harness.spec import identity_config
 
 RECORD = "record.json"
 RUNNING = "running.json"
+RUNNING_LOCK = "running.lock"
 RUN_LOG = "run.log"
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 # What may sit in results/<suite>/ besides run folders.
@@ -87,11 +95,28 @@ class Store:
         write_json_atomic(path, record)
         return path
 
-    def mark_running(self, run_id: str, info: dict) -> None:
-        write_json_atomic(self.run_dir(run_id) / RUNNING, info)
+    def hold_running(self, run_id: str, info: dict) -> int | None:
+        """Take the run's lock and write its running marker; returns the lock's file
+        descriptor (keep it open while running), or None when another worker holds it."""
+        folder = self.run_dir(run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / RUNNING_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            os.close(fd)
+            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return None
+            raise
+        write_json_atomic(folder / RUNNING, info)
+        return fd
 
-    def clear_running(self, run_id: str) -> None:
-        (self.run_dir(run_id) / RUNNING).unlink(missing_ok=True)
+    def release_running(self, run_id: str, fd: int) -> None:
+        """Remove the running marker and the lock file, then let the lock go."""
+        folder = self.run_dir(run_id)
+        (folder / RUNNING).unlink(missing_ok=True)
+        (folder / RUNNING_LOCK).unlink(missing_ok=True)
+        os.close(fd)
 
     def read_record(self, run_id: str, config: dict | None = None,
                     family: str = families.DEFAULT) -> tuple[dict | None, str | None]:
@@ -137,34 +162,40 @@ class Store:
             info = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not isinstance(info, dict):
-            return None
-        if info.get("host") == socket.gethostname() and not _pid_alive(info.get("pid")):
-            return None  # a local process that died without a record: the run is pending again
+        if not isinstance(info, dict) or not _lock_held(self.run_dir(run_id) / RUNNING_LOCK):
+            return None  # its worker died without a record: the run is pending again
         return info
 
 
-def _record_problem(record, run_id: str, config: dict | None, family: families.Family) -> str | None:
+def _lock_held(path: Path) -> bool:
+    """Whether some process holds the flock on ``path`` (a file that cannot be locked here,
+    e.g. on a file system without locks, counts as held: the marker is trusted)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as error:
+        return error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) or error.errno == errno.ENOLCK
+    finally:
+        os.close(fd)
+    return False
+
+
+def _record_problem(record, run_id: str, config: dict | None, family) -> str | None:
     if not isinstance(record, dict):
         return "not a record (not a JSON object)"
     if record.get("run_id") != run_id:
         return f"claims run id {record.get('run_id')!r} but sits in folder {run_id}"
     if record.get("status") not in ("done", "failed"):
         return f"has status {record.get('status')!r}"
-    if config is not None and record.get("spec") != json.loads(json.dumps(config)):
-        return "its spec differs from the planned run"
+    if config is not None:
+        spec = record.get("spec")
+        if not isinstance(spec, dict) or identity_config(family, spec) != identity_config(family, json.loads(json.dumps(config))):
+            return "its spec differs from the planned run"
     if record["status"] == "done":
         return family.metrics_problem(record.get("metrics"))
     return None
-
-
-def _pid_alive(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from harness import HarnessError, families, yamlfile
-from harness.config import REQUIRED, check_value
+from harness import HarnessError, families, plugins, yamlfile
+from harness.keys import REQUIRED, check_value
 
-SUITE_KEYS = ("name", "family", "paper", "description", "defaults", "grid", "overrides", "exclude", "resources", "reported")
+SUITE_KEYS = ("name", "family", "plugins", "paper", "description", "defaults", "grid", "overrides", "exclude",
+              "resources", "reported")
 INTERVAL_KINDS = ("ci95", "std", "sem")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -69,22 +70,24 @@ RESOURCE_KEYS = {
 
 @dataclass(frozen=True)
 class Reported:
-    dataset: str
-    ways: int
-    shots: int
-    method: str
-    backbone: str | None  # when given, only runs with this backbone are compared with it
+    """A number the paper reported for the runs whose config has the values of ``cell``."""
+
+    cell: tuple  # ((config key, value), ...) in the suite's order
+    metric: str  # which of the family's metrics (default: its first)
     value: float
     interval: float | None
     kind: str | None
     seeds: int | None
-    episodes: int | None
+    samples: int | None  # units behind the number (test episodes), when the paper says
     paper: str
     table: str | None
 
+    def matches(self, config: dict) -> bool:
+        return all(config.get(key) == value for key, value in self.cell)
+
     @property
-    def cell(self) -> tuple:
-        return (self.dataset, self.ways, self.shots, self.method, self.backbone)
+    def name(self) -> str:
+        return "/".join(str(value) for _, value in self.cell)
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class Suite:
     resources: Resources
     reported: tuple
     family: str = families.DEFAULT
+    plugins: tuple = ()  # resolved plugin items (absolute .py paths, module names)
+    keep: tuple = ()  # rules a run must match (`--filter`): {key: [values]}
+    warnings: tuple = ()  # what looks wrong but may be right (one line each, printed by the CLI)
 
     @property
     def keys(self) -> dict:
@@ -123,7 +129,7 @@ class Suite:
             for override in self.overrides:
                 if matches(config, override.when):
                     config.update(override.set)
-            if not any(matches(config, rule) for rule in self.exclude):
+            if not any(matches(config, rule) for rule in self.exclude) and all(matches(config, rule) for rule in self.keep):
                 yield config
 
     def resources_for(self, config: dict) -> Resources:
@@ -181,6 +187,7 @@ class _Validator:
         if not isinstance(doc, dict):
             self.fail("", f"a suite must be a mapping of keys, got {kind_of(doc)}")
         self.known_keys(doc, SUITE_KEYS, "")
+        plugin_items = self.plugins(doc)
         family = self.family(doc)
         self.keys, self.axes_required = family.keys, family.axes_required
         for required in ("name", "paper", "grid"):
@@ -190,7 +197,7 @@ class _Validator:
         if not NAME_PATTERN.match(name):
             self.fail("name", f"must be letters, digits, '_', '.', '-' (it names a folder), got {name!r}", self.line(doc, "name"))
         grid = self.grid(doc["grid"], doc)
-        return Suite(
+        suite = Suite(
             path=self.path,
             name=name,
             paper=self.text(doc, "paper", "paper"),
@@ -200,17 +207,40 @@ class _Validator:
             overrides=tuple(self.overrides(doc.get("overrides", []), doc)),
             exclude=tuple(self.rules(doc.get("exclude", []), "exclude", doc)),
             resources=self.resources(doc.get("resources", {}), doc),
-            reported=tuple(self.reported(doc.get("reported", []), doc, grid, doc.get("defaults", {}))),
+            reported=(),
             family=family.name,
+            plugins=plugin_items,
         )
+        if not any(True for _ in suite.configs()):
+            self.fail("grid", "no run left: the exclude rules remove every run of the grid", self.line(doc, "exclude") or self.line(doc, "grid"))
+        self.warnings = []
+        reported = tuple(self.reported(doc.get("reported", []), doc, family, suite))
+        return dataclasses.replace(suite, reported=reported, warnings=tuple(self.warnings))
 
     # -- pieces ---------------------------------------------------------
 
+    def plugins(self, doc) -> tuple:
+        items = doc.get("plugins", [])
+        if not isinstance(items, list):
+            self.fail("plugins", "must be a list of module names or .py paths (relative to this file)", self.line(doc, "plugins"))
+        resolved = []
+        for i, item in enumerate(items):
+            line = self.line(items, i) or self.line(doc, "plugins")
+            if not isinstance(item, str) or not item.strip():
+                self.fail(f"plugins[{i}]", f"must be a module name or a .py path, got {item!r}", line)
+            try:
+                resolved.append(plugins.resolve_item(item, self.path.parent))
+                plugins.activate([resolved[-1]])
+            except HarnessError as error:
+                self.fail(f"plugins[{i}]", str(error), line)
+        return tuple(resolved)
+
     def family(self, doc) -> families.Family:
         name = doc.get("family", families.DEFAULT)
-        if name not in families.NAMES:
-            self.fail("family", f"unknown family {name!r} (known: {', '.join(families.NAMES)})", self.line(doc, "family"))
-        return families.get(name)
+        try:
+            return families.get(name)
+        except HarnessError as error:
+            self.fail("family", str(error), self.line(doc, "family"))
 
     def known_keys(self, mapping: dict, allowed, keypath: str):
         for key in mapping:
@@ -332,29 +362,31 @@ class _Validator:
             checked[name] = item
         return checked
 
-    def reported(self, value, doc, grid, defaults) -> Iterator[Reported]:
+    def reported(self, value, doc, family, suite: Suite) -> Iterator[Reported]:
+        """The paper's numbers: each entry names config values (a cell), the metric (default:
+        the family's first), the value and its interval; it must match runs of the grid."""
         if not isinstance(value, list):
             self.fail("reported", "must be a list of entries", self.line(doc, "reported"))
-        if value and "ways" not in self.keys:
-            self.fail("reported", "reported numbers are compared only in few-shot suites; leave this key out", self.line(doc, "reported"))
-        fields = ("dataset", "ways", "shots", "method", "backbone", "value", "interval", "kind", "seeds", "episodes", "source")
+        numbers_fields = ("value", "interval", "kind", "seeds", "samples", "episodes", "source", "metric")
+        metrics = [metric.name for metric in family.metrics]
+        configs = None
         seen: dict[tuple, int] = {}
         for i, item in enumerate(value):
             keypath = f"reported[{i}]"
             entry = self.mapping(item, keypath, value, i)
             line = self.line(value, i)
-            self.known_keys(entry, fields, keypath)
-            for required in ("dataset", "shots", "method", "value", "source"):
+            self.known_keys(entry, tuple(self.keys) + numbers_fields, keypath)
+            for required in ("value", "source"):
                 if required not in entry:
                     self.fail(f"{keypath}.{required}", "missing (required)", line)
-            cell = {
-                name: self.config_value(name, entry[name], f"{keypath}.{name}", self.line(entry, name))
-                for name in ("dataset", "shots", "method")
-            }
-            cell["backbone"] = (self.config_value("backbone", entry["backbone"], f"{keypath}.backbone", self.line(entry, "backbone"))
-                                if entry.get("backbone") is not None else None)
-            ways = entry.get("ways", defaults.get("ways", self.keys["ways"].default))
-            cell["ways"] = self.config_value("ways", ways, f"{keypath}.ways", self.line(entry, "ways"))
+            cell = tuple((name, self.config_value(name, entry[name], f"{keypath}.{name}", self.line(entry, name)))
+                         for name in entry if name in self.keys and entry[name] is not None)
+            if not cell:
+                self.fail(keypath, "names no config value (which runs is it the number of?)", line)
+            metric = entry.get("metric", metrics[0])
+            if metric not in metrics:
+                self.fail(f"{keypath}.metric", f"unknown metric {metric!r} of family {family.name} (known: {', '.join(metrics)})",
+                          self.line(entry, "metric") or line)
             numbers = {}
             for name in ("value", "interval"):
                 number = entry.get(name)
@@ -370,24 +402,37 @@ class _Validator:
             if numbers["interval"] is not None and kind not in INTERVAL_KINDS:
                 self.fail(f"{keypath}.kind", f"must say what the interval is: one of {', '.join(INTERVAL_KINDS)}, got {kind!r}", self.line(entry, "kind") or line)
             counts = {}
-            for name in ("seeds", "episodes"):
+            for name in ("seeds", "samples", "episodes"):
                 count = entry.get(name)
                 if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
                     self.fail(f"{keypath}.{name}", f"must be a positive integer, got {count!r}", self.line(entry, name))
                 counts[name] = count
+            if counts["samples"] is not None and counts["episodes"] is not None:
+                self.fail(f"{keypath}.episodes", "give samples or episodes (the same thing), not both", self.line(entry, "episodes"))
             source = self.mapping(entry["source"], f"{keypath}.source", entry, "source")
             self.known_keys(source, ("paper", "table"), f"{keypath}.source")
             if not isinstance(source.get("paper"), str):
                 self.fail(f"{keypath}.source.paper", "must name the paper", self.line(entry, "source"))
             if not isinstance(source.get("table", ""), (str, int)):
                 self.fail(f"{keypath}.source.table", "must be text or a number", self.line(source, "table"))
-            key = (cell["dataset"], cell["ways"], cell["shots"], cell["method"], cell["backbone"])
-            if key in seen:
-                name = "/".join(str(part) for part in key if part is not None)
-                self.fail(keypath, f"duplicate reported entry for {name} (first at reported[{seen[key]}])", line)
-            seen[key] = i
-            yield Reported(
-                **cell, value=numbers["value"], interval=numbers["interval"],
-                kind=kind if numbers["interval"] is not None else None, **counts,
+            reported = Reported(
+                cell=cell, metric=metric, value=numbers["value"], interval=numbers["interval"],
+                kind=kind if numbers["interval"] is not None else None, seeds=counts["seeds"],
+                samples=counts["samples"] or counts["episodes"],
                 paper=source["paper"], table=str(source["table"]) if source.get("table") is not None else None,
             )
+            if configs is None:
+                configs = list(suite.configs())
+            matched = frozenset(n for n, config in enumerate(configs) if reported.matches(config))
+            if not matched:
+                given = ", ".join(f"{k}={v}" for k, v in cell)
+                self.fail(keypath, f"matches no run of the grid ({given}): check its values against the grid, "
+                                   "overrides and exclude rules", line)
+            unit = family.metric(metric).unit
+            if unit == "%" and 0 < reported.value < 1:
+                self.warnings.append(f"{self.path}:{line}: {keypath}.value: {reported.value:g} looks like a fraction, "
+                                     f"but {metric} is in %: did you mean {reported.value * 100:g}?")
+            if (metric, matched) in seen:  # the same number given twice for the same runs
+                self.fail(keypath, f"duplicate reported entry for {reported.name} (first at reported[{seen[metric, matched]}])", line)
+            seen[metric, matched] = i
+            yield reported

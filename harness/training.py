@@ -11,16 +11,18 @@ from pathlib import Path
 
 import torch
 
+from harness.api import StopRequested
+
+__all__ = ["CHECKPOINT_SECONDS", "StopRequested", "Resumable", "pick_device", "synchronize", "make_optimizer", "save_atomic"]
+
 CHECKPOINT_SECONDS = float(os.environ.get("HARNESS_CHECKPOINT_SECONDS", 300))
-
-
-class StopRequested(Exception):
-    """Training stopped at a step boundary after saving its checkpoint (preemption)."""
 
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device: {name}, but this machine has no usable GPU (torch.cuda.is_available() is False)")
     return torch.device(name)
 
 
@@ -65,3 +67,15 @@ class Resumable:
         self.load_state_dict(torch.load(self.checkpoint, map_location="cpu", weights_only=False))
         self.log(f"resumed from checkpoint at {self.where()}")
         return self.step
+
+
+def device_problem(config: dict, cluster: str, gpus: int) -> str | None:
+    """Why a run's ``device`` key cannot work where it is sent, or None (a family's ``check``):
+    ``cuda`` needs a GPU on this machine for local runs, and a GPU request on Slurm."""
+    if config.get("device") != "cuda":
+        return None
+    if cluster == "slurm":
+        return None if gpus > 0 else "device: cuda, but the run asks Slurm for no GPU (resources.gpus: 0)"
+    if not torch.cuda.is_available():
+        return "device: cuda, but this machine has no usable GPU (torch.cuda.is_available() is False)"
+    return None

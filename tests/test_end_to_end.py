@@ -63,7 +63,8 @@ def test_force_reruns_and_the_record_is_deterministic(tiny_suite, results, capsy
 def test_a_failing_run_is_recorded_and_the_others_finish(tmp_path, results, capsys):
     # 30-way episodes cannot be drawn from the 17-class validation split: that run fails at run time.
     suite = write_suite(tmp_path, TINY_SUITE.replace("  shots: [1]", "  shots: [1]\n  ways: [5, 30]").replace("method: [protonet, mtl]", "method: [protonet]"))
-    assert main(["run", str(suite), "--cluster", "local", "--quiet"]) == 0
+    assert main(["run", str(suite), "--cluster", "local", "--quiet"]) == 1  # a run of the launch failed
+    assert "1 of the 2 runs of this launch did not finish" in capsys.readouterr().err
     by_ways = {r["spec"]["ways"]: r for r in records(results).values()}
     assert by_ways[5]["status"] == "done"
     assert by_ways[30]["status"] == "failed"

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from torch import nn
 
-from harness.config import KEYS, REQUIRED
+from harness.fewshot.config import KEYS
+from harness.keys import REQUIRED
 from harness.fewshot.backbones import BACKBONES
 from harness.fewshot.backbones._dropblock import DropBlock, expected_drop_fraction, seed_rate
 from harness.fewshot.heads import HEADS

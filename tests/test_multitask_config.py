@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from harness.config import REQUIRED, Key, choices_of
+from harness.keys import REQUIRED, Key, choices_of
 from harness.multitask.config import AXES_REQUIRED, KEYS, OPTIMIZER_OPTIONS, optimizer_options, resolved
 from harness.multitask.optimizers import OPTIMIZERS
 

@@ -19,7 +19,7 @@ from scipy import stats as scipy_stats
 
 from harness import families
 from harness.cli import main
-from harness.report_multitask import build, runs_frame, summarize
+from harness.multitask.report import build, runs_frame, summarize
 from harness.spec import expand, run_id
 from harness.store import Store
 from harness.suite import load_suite
@@ -72,9 +72,10 @@ def test_a_suite_without_family_is_few_shot(tiny_suite):
 
 def test_multitask_run_id_is_pinned_and_label_names_the_run(tmp_path):
     spec = next(expand(load_suite(write_suite(tmp_path, TINY))))
-    # Changes only when a multi-task key or default, the harness version or the
-    # Multi-MNIST definition changes: update deliberately.
-    assert spec.run_id == run_id(spec.config) == "2a9bc59409c5"
+    # Changes only when a value differs from its default, a version (the family's, the
+    # optimizer's, the dataset's or its model's) is bumped or the Multi-MNIST definition
+    # changes: update deliberately.
+    assert spec.run_id == run_id(spec.config, "multitask") == "cc4836e39cc4"
     assert spec.label() == "multi_mnist unitary seed 0"
 
 
@@ -84,7 +85,8 @@ BAD = [
     ("missing-axis", TINY.replace("  method: [unitary, pcgrad]\n", ""), "grid: missing axis 'method'"),
     ("unknown-optimizer", TINY.replace("pcgrad]", "pcgrd]"), "unknown method 'pcgrd'"),
     ("bad-option", TINY.replace("  epochs: 2", "  cagrad_c: -1"), "defaults.cagrad_c: must be >= 0"),
-    ("reported", TINY + "reported:\n  - {dataset: multi_mnist, method: unitary, value: 1}\n", "reported: reported numbers are compared only in few-shot suites"),
+    ("reported-metric", TINY + "reported:\n  - {dataset: multi_mnist, method: unitary, metric: accuracy, value: 1, source: {paper: p}}\n",
+     "reported[0].metric: unknown metric 'accuracy' of family multitask (known: average)"),
 ]
 
 
@@ -182,7 +184,7 @@ def test_report_markdown_and_csv(filled):
 
 
 def test_lower_is_better_metrics_are_marked(tmp_path):
-    from harness.report_multitask import render
+    from harness.multitask.report import render
     import pandas as pd
     from harness.stats import t_interval
 
@@ -289,7 +291,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_next_run_resumes_to_the_same_metrics(
 def test_csv_of_two_datasets_is_one_table_with_each_datasets_task_columns():
     import pandas as pd
 
-    from harness.report_multitask import render_csv
+    from harness.multitask.report import render_csv
     from harness.stats import t_interval
 
     def cell(dataset, tasks):

@@ -8,7 +8,7 @@ from scipy import stats as scipy_stats
 from harness.report import build, collect, summarize
 from harness.spec import expand
 from harness.store import Store
-from harness.suite import load_suite
+from harness.suite import SuiteError, load_suite
 
 from conftest import TINY_SUITE, write_suite
 from test_store import fake_record
@@ -36,19 +36,25 @@ def test_cells_match_scipy(filled):
     assert len(cells) == 1  # mtl has no records: no row
     cell = cells.iloc[0]
     seed_means = [episodes[s].mean() for s in (0, 1, 2)]
-    assert cell["accuracy"] == pytest.approx(np.mean(seed_means))
+    assert cell["mean"] == pytest.approx(np.mean(seed_means))
     low, high = scipy_stats.t.interval(0.95, 2, loc=np.mean(seed_means), scale=scipy_stats.sem(seed_means))
     assert cell["ci95"] == pytest.approx((high - low) / 2)
     for (seed, mean, half) in cell["per_seed"]:
         low, high = scipy_stats.t.interval(0.95, 39, loc=episodes[seed].mean(), scale=scipy_stats.sem(episodes[seed]))
         assert mean == pytest.approx(episodes[seed].mean()) and half == pytest.approx((high - low) / 2)
-    # reported 90.0 +- 1.0 (ci95 over 600 episodes)
+    # reported 90.0 +- 1.0 (ci95 over 600 episodes); ours: the seeds' spread plus the shared
+    # episodes' sampling error; t quantile at the Welch-Satterthwaite degrees of freedom
     se_reported = 1.0 / scipy_stats.t.ppf(0.975, 599)
-    bound = 1.959963984540054 * math.sqrt(scipy_stats.sem(seed_means) ** 2 + se_reported ** 2)
+    se_seeds = scipy_stats.sem(seed_means)
+    se_episodes = math.sqrt(np.mean([scipy_stats.sem(episodes[s]) ** 2 for s in (0, 1, 2)]))
+    variance = se_seeds ** 2 + se_episodes ** 2 + se_reported ** 2
+    df = variance ** 2 / (se_seeds ** 4 / 2 + se_episodes ** 4 / (3 * 39) + se_reported ** 4 / 599)
+    bound = scipy_stats.t.ppf(0.975, df) * math.sqrt(variance)
     assert cell["diff"] == pytest.approx(np.mean(seed_means) - 90.0)
+    assert cell["df"] == pytest.approx(df)
     assert cell["bound"] == pytest.approx(bound)
     assert cell["agrees"] == (abs(np.mean(seed_means) - 90.0) <= bound)
-    assert (cell["seeds"], cell["episodes"]) == (3, 40)
+    assert (cell["seeds"], cell["samples"]) == (3, 40)
 
 
 def test_markdown_and_csv(filled):
@@ -56,7 +62,7 @@ def test_markdown_and_csv(filled):
     text, warnings = build(suite, store, "markdown")
     assert warnings == []
     assert "| omniglot" in text and "90.00 ± 1.00 (ci95) [1]" in text
-    assert "Agreement rule" in text and "1.96" in text and "[1] test paper, Table 1" in text
+    assert "Agreement rule" in text and "Welch-Satterthwaite" in text and "[1] test paper, Table 1" in text
     assert "Runs: 3 done, 0 failed, 0 running, 3 pending" in text
     csv, _ = build(suite, store, "csv")
     header, row = csv.strip().splitlines()
@@ -76,13 +82,21 @@ def test_damaged_files_are_warnings_in_the_report(filled):
 def test_reported_entry_with_a_backbone_matches_only_that_backbone(tmp_path):
     text = TWO_SEEDS.replace("reported:\n", "reported:\n  - {dataset: omniglot, shots: 1, method: protonet, backbone: resnet12, value: 10.0, source: {paper: other}}\n")
     text = text.replace("{dataset: omniglot, shots: 1, method: protonet, value: 90.0", "{dataset: omniglot, shots: 1, method: protonet, backbone: conv4, value: 90.0")
+    text = text.replace("  method: [protonet, mtl]\n", "  method: [protonet, mtl]\n  backbone: [conv4, resnet12]\n")
     suite = load_suite(write_suite(tmp_path, text))
     store = Store(tmp_path / "results", suite.name)
     for spec in expand(suite):
         store.write_record(fake_record(spec, accuracies=[88.0, 90.0, 92.0]))
-    cells = summarize(suite, collect(suite, store)[0]).set_index("method")
-    assert cells.loc["protonet", "reported"] == 90.0  # the conv4 entry, not the resnet12 one
-    assert cells.loc["protonet", "backbone"] == "conv4"
+    cells = summarize(suite, collect(suite, store)[0]).set_index(["method", "backbone"])
+    assert cells.loc[("protonet", "conv4"), "reported"] == 90.0
+    assert cells.loc[("protonet", "resnet12"), "reported"] == 10.0
+    assert cells.loc[("mtl", "conv4")].isna()["reported"]
+
+
+def test_a_reported_entry_that_matches_no_run_is_rejected(tmp_path):
+    text = TWO_SEEDS.replace("reported:\n", "reported:\n  - {dataset: omniglot, shots: 5, method: protonet, value: 10.0, source: {paper: other}}\n")
+    with pytest.raises(SuiteError, match=r"reported\[0\]: matches no run of the grid \(dataset=omniglot, shots=5"):
+        load_suite(write_suite(tmp_path, text))
 
 
 def test_gpu_hours_use_each_runs_own_gpus_from_overrides(tmp_path):

@@ -19,7 +19,7 @@ from conftest import TINY_SUITE, write_suite
 
 pytestmark = pytest.mark.slow
 
-RESUMABLE = TINY_SUITE.replace("steps: 12", "steps: 60").replace("val_every: 6", "val_every: 15").replace(
+RESUMABLE = TINY_SUITE.split("reported:")[0].replace("steps: 12", "steps: 60").replace("val_every: 6", "val_every: 15").replace(
     "method: [protonet, mtl]", "method: [mtl]").replace("queries: 3", "queries: 3\n  meta_batch: 2\n  augment: true\n  lr_patience: 1")
 
 

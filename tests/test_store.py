@@ -72,15 +72,34 @@ def test_foreign_files_are_named_not_fatal(planned):
     assert any("notes.txt" in w for w in scan.warnings) and any("not-a-run" in w for w in scan.warnings)
 
 
-def test_running_marker_of_a_dead_local_process_means_pending(planned):
+def test_running_means_a_worker_holds_the_runs_lock(planned):
     suite, specs, store = planned
-    import socket
+    import signal
     import subprocess
     import sys
+    import time
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    store.mark_running(specs[0].run_id, {"pid": int(dead.stdout), "host": socket.gethostname()})
-    store.mark_running(specs[1].run_id, {"pid": os.getpid(), "host": socket.gethostname()})
+    hold = ("import sys, time; from harness.store import Store; "
+            f"store = Store({str(store.root)!r}, {suite.name!r}); "
+            "fd = store.hold_running(sys.argv[1], {'pid': 0}); print('held', flush=True); ")
+    # a worker that wrote its marker and exited without a record: its lock went with it
+    subprocess.run([sys.executable, "-c", hold + "import os; os._exit(0)", specs[0].run_id], check=True)
+    assert (store.run_dir(specs[0].run_id) / "running.json").exists()
+    # a worker killed outright and not yet reaped (a zombie: its pid still answers kill 0)
+    worker = subprocess.Popen([sys.executable, "-c", hold + "time.sleep(60)", specs[1].run_id], stdout=subprocess.PIPE, text=True)
+    assert worker.stdout.readline().strip() == "held"
+    assert store.scan(specs).states[specs[1].run_id].status == "running"
+    os.kill(worker.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    os.kill(worker.pid, 0)  # still there as a zombie
     scan = store.scan(specs)
     assert scan.states[specs[0].run_id].status == "pending"
-    assert scan.states[specs[1].run_id].status == "running"
+    assert scan.states[specs[1].run_id].status == "pending"
+    worker.wait()
+    # this process holds a run: running, and a second worker cannot take it
+    fd = store.hold_running(specs[0].run_id, {"pid": os.getpid()})
+    assert store.scan(specs).states[specs[0].run_id].status == "running"
+    assert store.hold_running(specs[0].run_id, {"pid": 0}) is None
+    store.release_running(specs[0].run_id, fd)
+    assert store.scan(specs).states[specs[0].run_id].status == "pending"
+    assert not any(store.run_dir(specs[0].run_id).glob("running.*"))

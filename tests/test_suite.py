@@ -12,7 +12,8 @@ import yaml
 
 import harness
 import harness.spec
-from harness.config import KEYS, REQUIRED, choices_of
+from harness.fewshot.config import KEYS
+from harness.keys import REQUIRED, choices_of
 from harness.spec import expand, run_id, select
 from harness.suite import Reported, Resources, SuiteError, load_suite
 
@@ -191,27 +192,25 @@ def test_planning_a_10000_run_grid_takes_well_under_a_second(tmp_path):
 
 @pytest.fixture
 def fixed_identity(monkeypatch):
-    """Pin the harness version and make every dataset fingerprint a constant."""
-    monkeypatch.setattr(harness, "__version__", "0.1.0")
-    monkeypatch.setattr(harness.spec, "dataset_fingerprint", lambda name: "0123456789abcdef")
+    """Make every dataset fingerprint a constant."""
+    monkeypatch.setattr(harness.spec, "dataset_fingerprint", lambda family, name: "0123456789abcdef")
 
 
 def test_run_id_hashing_is_stable(fixed_identity):
     # Computed once with the original code. If this fails, hashing or canonical JSON
     # changed, and every existing results folder would silently stop matching its plan.
     config = {"dataset": "omniglot", "shots": 1, "method": "mtl", "seed": 0, "lr": 0.001}
-    assert run_id(config) == "0b2ec0c46642"
-    assert run_id(dict(reversed(list(config.items())))) == "0b2ec0c46642"
+    assert run_id(config) == "668876766f65"
+    assert run_id(dict(reversed(list(config.items())))) == "668876766f65"
 
 
-def test_run_id_of_the_smallest_suite_is_stable(tmp_path, monkeypatch):
-    # Pins the schema defaults, the shipped Omniglot fingerprint and the hashing together
-    # (the version is pinned so a release bump alone does not fail this test). A new config
-    # key or default changes every run id, so existing records no longer match: update this
-    # value deliberately, in the same commit as the schema change.
-    monkeypatch.setattr(harness, "__version__", "0.1.0")
+def test_run_id_of_the_smallest_suite_is_stable(tmp_path):
+    # Pins the hashing, the identity's layout, the versions of the family and of the
+    # components the run uses, and the shipped Omniglot fingerprint together. Keys at
+    # their default are not hashed, so adding a key with a default does not change it;
+    # bumping a used component's or the family's version does (on purpose).
     (spec,) = expand(load_suite(write_suite(tmp_path, minimal())))
-    assert spec.run_id == "a79933a873a0"
+    assert spec.run_id == "a520301e6b38"
 
 
 def test_run_ids_are_12_hex_and_distinct(tmp_path):
@@ -266,18 +265,18 @@ def test_changing_any_config_value_changes_the_id(tmp_path, fixed_identity, name
     assert run_id(dict(spec.config)) == spec.run_id
 
 
-def test_changing_the_harness_version_changes_the_id(tmp_path, monkeypatch):
+def test_upgrading_the_harness_version_keeps_the_id(tmp_path, monkeypatch):
     suite = load_suite(write_suite(tmp_path, minimal()))
     (before,) = expand(suite)
     monkeypatch.setattr(harness, "__version__", harness.__version__ + ".post1")
     (after,) = expand(suite)
-    assert after.config == before.config and after.run_id != before.run_id
+    assert after.config == before.config and after.run_id == before.run_id
 
 
 def test_changing_the_dataset_fingerprint_changes_the_id(tmp_path, monkeypatch):
     suite = load_suite(write_suite(tmp_path, minimal()))
     (before,) = expand(suite)
-    monkeypatch.setattr(harness.spec, "dataset_fingerprint", lambda name: "something else")
+    monkeypatch.setattr(harness.spec, "dataset_fingerprint", lambda family, name: "something else")
     (after,) = expand(suite)
     assert after.run_id != before.run_id
 
@@ -541,12 +540,16 @@ def test_complete_suite_loads_with_every_value(tmp_path):
         sbatch_args={"constraint": "a100", "exclusive": True, "nice": 10},
     )
     assert suite.reported == (
-        Reported("omniglot", 5, 1, "mtl", None, 96.5, 0.2, "ci95", None, 2000, "Someone et al. (2021)", "2"),
-        Reported("omniglot", 5, 5, "mtl", None, 99.0, 0.1, "std", 3, None, "Someone et al. (2021)", "3b"),
-        Reported("omniglot", 5, 1, "protonet", None, 95.0, 0.3, "sem", None, None, "Other", None),
-        Reported("omniglot", 5, 5, "protonet", None, 98.1, None, None, None, None, "Other", None),
+        Reported((("dataset", "omniglot"), ("ways", 5), ("shots", 1), ("method", "mtl")), "accuracy",
+                 96.5, 0.2, "ci95", None, 2000, "Someone et al. (2021)", "2"),
+        Reported((("dataset", "omniglot"), ("shots", 5), ("method", "mtl")), "accuracy",
+                 99.0, 0.1, "std", 3, None, "Someone et al. (2021)", "3b"),
+        Reported((("dataset", "omniglot"), ("shots", 1), ("method", "protonet")), "accuracy",
+                 95.0, 0.3, "sem", None, None, "Other", None),
+        Reported((("dataset", "omniglot"), ("shots", 5), ("method", "protonet")), "accuracy",
+                 98.1, None, None, None, None, "Other", None),
     )
-    assert suite.reported[0].cell == ("omniglot", 5, 1, "mtl", None)
+    assert suite.reported[0].name == "omniglot/5/1/mtl"
     runs = configs(suite)
     assert len(runs) == 10  # 12 minus protonet seed 2 at two shot counts
     assert all(c["meta_batch"] == (2 if c["method"] == "mtl" else 1) for c in runs)

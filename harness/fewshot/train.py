@@ -35,6 +35,11 @@ def use_channels_last(config: dict, device: torch.device) -> bool:
     return config["channels_last"] == "on" or (config["channels_last"] == "auto" and device.type == "cuda")
 
 
+def eval_head_name(config: dict) -> str:
+    """The config's head, else the one the method declares (``uses``), else logreg."""
+    return config["eval_head"] or METHODS.uses(config["method"]).get("eval_head") or "logreg"
+
+
 class Trainer(Resumable):
     def __init__(self, config: dict, checkpoint: Path | None = None, log: Callable[[str], None] = print):
         self.config, self.log = config, log
@@ -54,7 +59,7 @@ class Trainer(Resumable):
         self.method = METHODS.get(config["method"])(backbone, config, splits["train"].num_classes)
         self.method.to(device, memory_format=memory_format)
         self.method.bf16 = self.bf16
-        self.head_name = "adapt" if self.method.adapts_at_test else config["eval_head"] or self.method.eval_head
+        self.head_name = "adapt" if self.method.adapts_at_test else eval_head_name(config)
         self.head = None if self.method.adapts_at_test else HEADS.get(self.head_name)
         self.optimizer = make_optimizer(config, self.method.parameters())
         self.scheduler = None

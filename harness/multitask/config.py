@@ -1,12 +1,12 @@
 """The run configuration schema of multi-task runs (Kurin et al. 2022): every key, its type,
-default and meaning, as ``harness.config.Key`` entries. Pure Python: no torch.
+default and meaning, as ``harness.keys.Key`` entries. Pure Python: no torch.
 
 Every optimizer runs with the same regularisation knobs (``weight_decay``, ``dropout``,
 ``patience``); the optimizer-specific options below are read only by their optimizer.
 """
 from __future__ import annotations
 
-from harness.config import REQUIRED, Key
+from harness.keys import REQUIRED, Key
 from harness.multitask.datasets import DATASETS
 from harness.multitask.models import MODELS
 from harness.multitask.optimizers import OPTIMIZERS

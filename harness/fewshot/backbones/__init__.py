@@ -1,5 +1,5 @@
 """Few-shot backbones, one module each; the module name is the registered name."""
 from harness.registry import Registry
 
-BACKBONES = Registry("backbone", __name__)
+BACKBONES = Registry("fewshot.backbone", package=__name__)
 register = BACKBONES.register

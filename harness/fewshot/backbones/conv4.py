@@ -6,7 +6,7 @@ from torch import nn
 from harness.fewshot.backbones import register
 
 
-@register("conv4")
+@register("conv4", version="1")
 def conv4(in_channels: int, image_size: int, width: int = 64) -> nn.Module:
     blocks, channels, size = [], in_channels, image_size
     for _ in range(4):

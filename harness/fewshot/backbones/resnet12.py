@@ -66,6 +66,6 @@ class ResNet12(nn.Module):
         return self.blocks(x).mean(dim=(2, 3))
 
 
-@register("resnet12")
+@register("resnet12", version="1")
 def resnet12(in_channels: int, image_size: int) -> nn.Module:
     return ResNet12(in_channels, image_size)

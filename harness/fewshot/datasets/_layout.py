@@ -31,6 +31,7 @@ import numpy as np
 
 import harness
 from harness import HarnessError
+from harness.datadir import data_root
 from harness.fewshot.datasets._base import Split
 from harness.fewshot.datasets._files import one_line
 
@@ -39,15 +40,6 @@ SPLITS = ("train", "val", "test")
 SCAN_CHUNK_BYTES = 16 << 20
 MANIFEST = "manifest.json"
 ENTRY_KEYS = {"classes", "counts", "images", "image_shape", "images_sha256", "labels_sha256", "mean", "std"}
-
-
-def data_root(root=None) -> Path:
-    if root is not None:
-        return Path(root).expanduser()
-    if os.environ.get("HARNESS_DATA"):
-        return Path(os.environ["HARNESS_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache).expanduser() / "harness" / "data"
 
 
 def array_paths(folder: Path, split: str) -> tuple[Path, Path]:
@@ -244,6 +236,11 @@ class PreparedDataset:
     @classmethod
     def sources(cls) -> list[tuple[str, str]]:
         return [(reader.kind, reader.description) for reader in cls.readers]
+
+    @classmethod
+    def summary(cls, manifest: dict, root=None) -> str:
+        """The lines `verify` prints, for a manifest `prepare` just returned."""
+        return describe(manifest, data_root(root) / manifest["dataset"])
 
     @classmethod
     def prepare_command(cls, root=None) -> str:

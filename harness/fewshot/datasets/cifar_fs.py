@@ -5,7 +5,7 @@ from harness.fewshot.datasets import register
 from harness.fewshot.datasets._cifar import CifarDataset, cifar_fs_classes, cifar_readers
 
 
-@register("cifar_fs")
+@register("cifar_fs", version="1")
 class CifarFS(CifarDataset):
     name = "cifar_fs"
     facts = CifarDataset.cifar_facts({"train": 64, "val": 16, "test": 20}, reference_sha256={

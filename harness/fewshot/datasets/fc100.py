@@ -6,7 +6,7 @@ from harness.fewshot.datasets import register
 from harness.fewshot.datasets._cifar import CifarDataset, fc100_classes, cifar_readers
 
 
-@register("fc100")
+@register("fc100", version="1")
 class FC100(CifarDataset):
     name = "fc100"
     facts = CifarDataset.cifar_facts({"train": 60, "val": 20, "test": 20}, reference_sha256={

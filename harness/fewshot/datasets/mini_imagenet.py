@@ -4,7 +4,7 @@ from harness.fewshot.datasets import register
 from harness.fewshot.datasets._imagenet import ImageNetDataset, mini_readers
 
 
-@register("mini_imagenet")
+@register("mini_imagenet", version="1")
 class MiniImageNet(ImageNetDataset):
     name = "mini_imagenet"
     facts = ImageNetDataset.imagenet_facts({"train": 64, "val": 16, "test": 20}, per_class=600)

@@ -51,7 +51,7 @@ def _read_zips(dataset, folder: Path, out_dir: Path):
     return {split: _build(paths, split) for split in SPLIT_NAMES}, []
 
 
-@register("omniglot")
+@register("omniglot", version="1")
 class Omniglot(PreparedDataset):
     name = "omniglot"
     # Pixel statistics of the train split after resizing (checked by a test).

@@ -5,7 +5,7 @@ from harness.fewshot.datasets import register
 from harness.fewshot.datasets._imagenet import ImageNetDataset, tiered_readers
 
 
-@register("tiered_imagenet")
+@register("tiered_imagenet", version="1")
 class TieredImageNet(ImageNetDataset):
     name = "tiered_imagenet"
     facts = ImageNetDataset.imagenet_facts({"train": 351, "val": 97, "test": 160},

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from harness.fewshot.heads import register
 
 
-@register("centroid")
+@register("centroid", version="1")
 def centroid(support, support_labels, query, ways, cfg) -> torch.Tensor:
     one_hot = F.one_hot(support_labels, ways).to(support.dtype)  # (E, S, ways)
     prototypes = one_hot.transpose(1, 2) @ support / one_hot.sum(1)[..., None]

@@ -22,7 +22,7 @@ from harness.fewshot.heads.logreg import with_bias
 MOMENTUM = 0.9
 
 
-@register("finetune")
+@register("finetune", version="1")
 def finetune(support, support_labels, query, ways, cfg) -> torch.Tensor:
     steps, lr = int(cfg.get("finetune_steps", 100)), float(cfg.get("finetune_lr", 0.01))
     inputs = with_bias(F.normalize(support.float(), dim=-1))

@@ -36,7 +36,7 @@ ARMIJO = 1e-4
 MAX_HALVINGS = 30
 
 
-@register("logreg")
+@register("logreg", version="1")
 def logreg(support, support_labels, query, ways, cfg) -> torch.Tensor:
     C = float(cfg.get("logreg_C", 3.0))
     max_iters = int(cfg.get("logreg_iters", 100))

@@ -22,7 +22,7 @@ from harness.fewshot.heads import register
 from harness.fewshot.heads.logreg import with_bias
 
 
-@register("ridge")
+@register("ridge", version="1")
 def ridge(support, support_labels, query, ways, cfg) -> torch.Tensor:
     return ridge_scores(support, support_labels, query, ways, float(cfg.get("ridge_lambda", 50.0))).float()
 

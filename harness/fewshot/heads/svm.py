@@ -38,7 +38,7 @@ CHECK_GAP = 1e-6  # start testing candidate active sets once the duality gap is 
 KKT_TOLERANCE = 1e-10  # relative slack allowed in the optimality test of a candidate active set
 
 
-@register("svm")
+@register("svm", version="1")
 def svm(support, support_labels, query, ways, cfg) -> torch.Tensor:
     C, ridge = float(cfg.get("svm_C", 0.1)), float(cfg.get("svm_ridge", 1.0))
     return crammer_singer_scores(support, support_labels, query, ways, C, ridge).float()

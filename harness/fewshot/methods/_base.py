@@ -6,7 +6,9 @@ from torch import nn
 
 
 class FewShotMethod(nn.Module):
-    """Subclasses define ``task_loss``; evaluation uses frozen backbone features and a head.
+    """Subclasses define ``task_loss``; evaluation uses frozen backbone features and a head:
+    the config's ``eval_head``, else the one the method's registration names in
+    ``uses={"eval_head": ...}``, else logreg.
 
     A training task is ``images`` (ways * per_class, C, H, W), class-major (the first
     per_class images are the task's class 0, and so on), ``classes`` (ways,) the
@@ -14,7 +16,6 @@ class FewShotMethod(nn.Module):
     each class are its support set, the rest its queries.
     """
 
-    eval_head = "logreg"  # the evaluation head used when the config names none
     adapts_at_test = False  # True: scored per episode by adapt_and_score, not by a head on frozen features
 
     def __init__(self, backbone: nn.Module, config: dict, num_train_classes: int):

@@ -21,7 +21,7 @@ from harness.fewshot.methods._base import FewShotMethod
 from harness.fewshot.methods._gradient_meta import add_head_and_inner_loop, batch_statistics, inner_loop, split_task
 
 
-@register("anil")
+@register("anil", version="1")
 class ANIL(FewShotMethod):
     adapts_at_test = True
 

@@ -12,6 +12,6 @@ from harness.fewshot.methods import register
 from harness.fewshot.methods._gradient_meta import GradientMetaLearner
 
 
-@register("fomaml")
+@register("fomaml", version="1")
 class FOMAML(GradientMetaLearner):
     second_order = False

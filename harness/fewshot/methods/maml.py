@@ -20,6 +20,6 @@ from harness.fewshot.methods import register
 from harness.fewshot.methods._gradient_meta import GradientMetaLearner
 
 
-@register("maml")
+@register("maml", version="1")
 class MAML(GradientMetaLearner):
     second_order = True

@@ -21,10 +21,8 @@ from harness.fewshot.methods._base import FewShotMethod
 from harness.fewshot.methods._gradient_meta import split_task
 
 
-@register("metaoptnet_svm")
+@register("metaoptnet_svm", version="1", uses={"eval_head": "svm"})
 class MetaOptNetSVM(FewShotMethod):
-    eval_head = "svm"
-
     def __init__(self, backbone, config, num_train_classes):
         super().__init__(backbone, config, num_train_classes)
         self.scale = nn.Parameter(torch.tensor(1.0))

@@ -20,10 +20,8 @@ from harness.fewshot.methods import register
 from harness.fewshot.methods._base import FewShotMethod, class_major_labels
 
 
-@register("mtl")
+@register("mtl", version="1", uses={"eval_head": "logreg"})
 class MTL(FewShotMethod):
-    eval_head = "logreg"
-
     def __init__(self, backbone, config, num_train_classes):
         super().__init__(backbone, config, num_train_classes)
         self.head = nn.Parameter(torch.empty(num_train_classes, backbone.out_dim))

@@ -13,10 +13,8 @@ from harness.fewshot.methods import register
 from harness.fewshot.methods._base import FewShotMethod, class_major_labels
 
 
-@register("protonet")
+@register("protonet", version="1", uses={"eval_head": "centroid"})
 class ProtoNet(FewShotMethod):
-    eval_head = "centroid"
-
     def task_loss(self, images, classes, shots):
         ways = len(classes)
         features = self.backbone(images).view(ways, -1, self.backbone.out_dim)

@@ -25,10 +25,8 @@ from harness.fewshot.methods._base import FewShotMethod
 from harness.fewshot.methods._gradient_meta import split_task
 
 
-@register("r2d2")
+@register("r2d2", version="1", uses={"eval_head": "ridge"})
 class R2D2(FewShotMethod):
-    eval_head = "ridge"
-
     def __init__(self, backbone, config, num_train_classes):
         super().__init__(backbone, config, num_train_classes)
         self.scale = nn.Parameter(torch.tensor(1.0))

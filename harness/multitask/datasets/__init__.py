@@ -5,5 +5,5 @@ module uses numpy and PIL only. What a dataset provides is in ``_base.py``.
 """
 from harness.registry import Registry
 
-DATASETS = Registry("multi-task dataset", __name__)
+DATASETS = Registry("multitask.dataset", package=__name__)
 register = DATASETS.register

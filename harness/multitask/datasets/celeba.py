@@ -124,7 +124,7 @@ def decode(path: Path) -> np.ndarray:
             return np.asarray(image.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), Image.NEAREST), dtype=np.uint8)
 
 
-@register("celeba")
+@register("celeba", version="1", uses={"model": "resnet18_celeba"})
 class CelebA(PreparedMultiTaskDataset, MultiTaskDataset):
     name = "celeba"
     tasks = tuple(Task(name, "classification", 2) for name in ATTRIBUTES)

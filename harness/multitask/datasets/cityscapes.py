@@ -75,7 +75,7 @@ def read_file(path: Path, kind: str) -> np.ndarray:
     return array
 
 
-@register("cityscapes")
+@register("cityscapes", version="1", uses={"model": "resnet50_dilated_deeplab"})
 class Cityscapes(PreparedMultiTaskDataset, MultiTaskDataset):
     name = "cityscapes"
     tasks = (Task("segmentation", "segmentation", CLASSES), Task("depth", "depth"))

@@ -103,7 +103,7 @@ def _fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-@register("multi_mnist")
+@register("multi_mnist", version="1", uses={"model": "multilenet"})
 class MultiMNIST(MultiTaskDataset):
     name = "multi_mnist"
     tasks = (Task("left", "classification", 10), Task("right", "classification", 10))

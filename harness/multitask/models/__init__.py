@@ -5,5 +5,5 @@ The interface every model offers the training loop is in ``_base.py``.
 """
 from harness.registry import Registry
 
-MODELS = Registry("multi-task model", __name__)
+MODELS = Registry("multitask.model", package=__name__)
 register = MODELS.register

@@ -52,7 +52,7 @@ class Head(nn.Module):
         return F.log_softmax(self.fc2(x), dim=1)
 
 
-@register("multilenet")
+@register("multilenet", version="1")
 class MultiLeNet(MultiTaskModel):
     default_dropout = True
     kinds = ("classification",)

@@ -63,7 +63,7 @@ class Head(nn.Module):
         return F.log_softmax(self.linear(z), dim=1)
 
 
-@register("resnet18_celeba")
+@register("resnet18_celeba", version="1")
 class ResNet18CelebA(MultiTaskModel):
     kinds = ("classification",)
 

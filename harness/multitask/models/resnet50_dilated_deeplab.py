@@ -71,7 +71,7 @@ class Trunk(nn.Module):
         return self.body(x)
 
 
-@register("resnet50_dilated_deeplab")
+@register("resnet50_dilated_deeplab", version="1")
 class ResNet50DilatedDeepLab(MultiTaskModel):
     kinds = ("segmentation", "depth")
 

@@ -6,5 +6,5 @@ the training loop is in ``_base.py``.
 """
 from harness.registry import Registry
 
-OPTIMIZERS = Registry("multi-task optimizer", __name__)
+OPTIMIZERS = Registry("multitask.method", package=__name__)
 register = OPTIMIZERS.register

@@ -20,7 +20,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
 
-@register("cagrad")
+@register("cagrad", version="1")
 class CAGrad(MultiTaskOptimizer):
     space = "parameters"
 

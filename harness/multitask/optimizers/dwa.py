@@ -14,7 +14,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer
 
 
-@register("dwa")
+@register("dwa", version="1")
 class DWA(MultiTaskOptimizer):
     space = "losses"
 

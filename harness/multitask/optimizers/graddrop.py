@@ -20,7 +20,7 @@ from harness.multitask.optimizers._base import MultiTaskOptimizer, rescale_to_no
 SIGN_EPS = 1e-7
 
 
-@register("graddrop")
+@register("graddrop", version="1")
 class GradDrop(MultiTaskOptimizer):
     space = "representation"
     uses_inputs = True

@@ -11,7 +11,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, rescale_to_norm, uniform
 
 
-@register("graddrop_random")
+@register("graddrop_random", version="1")
 class RandomGradDrop(MultiTaskOptimizer):
     space = "representation"
 

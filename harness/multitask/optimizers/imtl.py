@@ -26,7 +26,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
 
-@register("imtl")
+@register("imtl", version="1")
 class IMTL(MultiTaskOptimizer):
     space = "representation"
     learnable = True

@@ -25,7 +25,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
 
-@register("mgda_ub")
+@register("mgda_ub", version="1")
 class MGDAUB(MultiTaskOptimizer):
     space = "representation"
 

@@ -24,7 +24,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
 
-@register("nash_mtl")
+@register("nash_mtl", version="1")
 class NashMTL(MultiTaskOptimizer):
     space = "parameters"
 

@@ -14,7 +14,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer
 
 
-@register("pcgrad")
+@register("pcgrad", version="1")
 class PCGrad(MultiTaskOptimizer):
     space = "parameters"
 

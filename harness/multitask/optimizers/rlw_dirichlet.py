@@ -12,7 +12,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer
 
 
-@register("rlw_dirichlet")
+@register("rlw_dirichlet", version="1")
 class RLWDirichlet(MultiTaskOptimizer):
     space = "losses"
 

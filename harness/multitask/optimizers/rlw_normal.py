@@ -11,7 +11,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer
 
 
-@register("rlw_normal")
+@register("rlw_normal", version="1")
 class RLWNormal(MultiTaskOptimizer):
     space = "losses"
 

@@ -19,7 +19,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer
 
 
-@register("uncertainty")
+@register("uncertainty", version="1")
 class Uncertainty(MultiTaskOptimizer):
     space = "losses"
     learnable = True

@@ -10,7 +10,7 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer
 
 
-@register("unitary")
+@register("unitary", version="1")
 class Unitary(MultiTaskOptimizer):
     space = "losses"
 

@@ -136,7 +136,7 @@ def group_keys(suite) -> list[str]:
     return ["dataset", "method"] + [axis for axis in suite.axes if axis not in ("dataset", "method", "seed")]
 
 
-def build(suite, store, fmt: str = "markdown") -> tuple[str, list[str]]:
+def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> tuple[str, list[str]]:
     """The report text in the given format, and the store's warnings: one table per dataset."""
     specs = list(expand(suite))
     scan = store.scan(specs)

@@ -1,0 +1,245 @@
+"""The public API for experiment families and plugins. Pure Python: importing it imports
+no torch.
+
+A family is what a suite's ``family:`` key selects: the schema of a run's config, the
+registries of its components, the trainer a worker runs, and the metrics a run
+records. The built-in families (``harness/fewshot/family.py``,
+``harness/multitask/family.py``, ``harness/rl/family.py``) are declared with exactly
+this API and found the same way as a third party's: through the ``harness.plugins``
+entry point group (see ``harness.plugins``).
+
+Declaring a family (in a module that does not import torch: it is imported to plan)::
+
+    from harness.api import REQUIRED, Family, Key, Metric, Registry
+
+    METHODS = Registry("digits.method", package="my_pkg.methods")   # one file per method
+    DATASETS = Registry("digits.dataset", package="my_pkg.datasets")
+    FAMILY = Family(
+        name="digits", version="1", help="...",
+        keys={"dataset": Key(str, REQUIRED, "...", choices=DATASETS),
+              "method": Key(str, REQUIRED, "...", choices=METHODS),
+              "seed": Key(int, REQUIRED, "...", minimum=0),
+              "lr": Key(float, 0.1, "...", minimum=0.0, exclusive=True)},
+        trainer="my_pkg.train:Trainer",
+        metrics=(Metric("accuracy", "higher", "%", samples="correct"),),
+    )
+
+Declaring a component (in any file; read as text to plan, imported only by the worker
+that runs it)::
+
+    from harness.api import register
+
+    @register("fewshot.method", "simpleshot", version="1", uses={"eval_head": "centroid"})
+    class SimpleShot(...): ...
+
+The trainer contract: ``Trainer(config: dict, checkpoint: Path | None, log: callable)``;
+``trainer.stop_requested`` is set to True on a preemption or termination signal: save a
+checkpoint at the next step boundary and raise ``StopRequested``; a new Trainer with the
+same config and checkpoint path resumes from it. ``trainer.run()`` returns
+``{"metrics": {...}, "timing": {...}, "details": {...}}``: ``metrics`` holds every declared
+metric (a finite number) and each metric's ``samples`` list; ``timing`` should give
+``train_seconds`` and ``eval_seconds``; ``details`` may give ``device`` ("cpu",
+"cuda:0") and ``peak_gpu_bytes``.
+"""
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass, field
+from typing import Callable
+
+from harness import HarnessError
+from harness.keys import REQUIRED, TYPES, Key
+from harness.registry import PluginError, Registry, register
+
+__all__ = ["REQUIRED", "Key", "Metric", "Family", "Registry", "register", "StopRequested", "PluginError",
+           "HarnessError", "DIRECTIONS"]
+
+DIRECTIONS = ("higher", "lower")
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+ALWAYS_REQUIRED = ("dataset", "method", "seed")
+
+
+class StopRequested(Exception):
+    """Raised by a trainer after it saved its checkpoint because a stop was requested."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One number every finished run records in ``metrics[name]``.
+
+    ``samples`` names a list in ``metrics`` holding the per-unit values the number is the
+    mean of (per-episode accuracies, per-image correctness): the report then gives each
+    run its own interval over them. ``samples_name`` says what a unit is ("episodes").
+    """
+
+    name: str
+    direction: str = "higher"  # "higher" or "lower" is better
+    unit: str = ""
+    samples: str | None = None
+    samples_name: str = "samples"
+    help: str = ""
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.direction == "lower"
+
+
+@dataclass(frozen=True)
+class Family:
+    """An experiment family (see the module docstring). Checked when created: a malformed
+    declaration raises PluginError naming the family and the problem."""
+
+    name: str
+    version: str
+    help: str
+    keys: dict
+    trainer: str  # "module:Class"
+    metrics: tuple
+    axes_required: tuple = ALWAYS_REQUIRED
+    plan_columns: tuple = ()  # config keys `harness plan` always shows (default: axes_required)
+    label: str | Callable | None = None  # "{dataset} {method} seed {seed}", or config -> str
+    report: str | None = None  # "module:function" build(suite, store, fmt) -> (text, warnings); None = generic
+    sources: tuple = ()  # more modules whose files count in the family's source digest
+    check: str | None = None  # "module:function" (config) -> problem text or None, before dispatch
+    module: str | None = field(default=None, compare=False)  # set by the plugin loader
+
+    def __post_init__(self):
+        problems = list(_family_problems(self))
+        if problems:
+            raise PluginError(f"family {self.name!r}: {problems[0]}")
+        object.__setattr__(self, "version", str(self.version))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "axes_required", tuple(self.axes_required))
+        object.__setattr__(self, "plan_columns", tuple(self.plan_columns or self.axes_required))
+
+    # -- what the core asks a family ------------------------------------
+
+    @property
+    def registries(self) -> dict[str, Registry]:
+        """config key -> the registry its values come from."""
+        return {name: key.choices for name, key in self.keys.items() if key.names_component}
+
+    @property
+    def datasets(self) -> Registry:
+        return self.keys["dataset"].choices
+
+    @property
+    def methods(self) -> Registry:
+        return self.keys["method"].choices
+
+    def metric(self, name: str) -> Metric:
+        return next(m for m in self.metrics if m.name == name)
+
+    @property
+    def headline(self) -> Metric:
+        """The first metric: the one tables and agreement use by default."""
+        return self.metrics[0]
+
+    def run_label(self, config: dict) -> str:
+        if callable(self.label):
+            return self.label(config)
+        template = self.label or " ".join(f"{{{k}}}" if k != "seed" else "seed {seed}" for k in self.axes_required)
+        return template.format(**config)
+
+    def metrics_problem(self, metrics) -> str | None:
+        """Why a done record's ``metrics`` cannot be reported, or None."""
+        if not isinstance(metrics, dict):
+            return "done but without metrics"
+        for metric in self.metrics:
+            value = metrics.get(metric.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"done but without metrics.{metric.name}"
+            if metric.samples and not isinstance(metrics.get(metric.samples), list):
+                return f"done but without metrics.{metric.samples}"
+        return None
+
+
+def load_target(target: str):
+    """The object a "module:attr" string names (imported now)."""
+    import importlib
+
+    module, _, attr = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _family_problems(family: Family):
+    if not isinstance(family.name, str) or not NAME.match(family.name):
+        yield f"name must be lower-case letters, digits and '_', got {family.name!r}"
+    if isinstance(family.version, bool) or not isinstance(family.version, (str, int)) or not str(family.version).strip():
+        yield f"version must be a non-empty string or an integer, got {family.version!r}"
+    if not isinstance(family.help, str):
+        yield "help must be a string"
+    if not isinstance(family.keys, dict) or not family.keys:
+        yield "keys must be a non-empty dict of name -> harness.api.Key"
+        return
+    for name, key in family.keys.items():
+        yield from _key_problems(name, key)
+    for name in ALWAYS_REQUIRED:
+        if name not in family.keys:
+            yield f"keys must include {name!r} (every family has dataset, method and seed)"
+    for name in ("dataset", "method"):
+        if name in family.keys and not family.keys[name].names_component:
+            yield f"key {name!r} must take its choices from a harness.api.Registry"
+    for what in ("axes_required", "plan_columns"):
+        for name in getattr(family, what) or ():
+            if name not in family.keys:
+                yield f"{what} names unknown key {name!r}"
+    for name in ALWAYS_REQUIRED:
+        if name not in family.axes_required:
+            yield f"axes_required must include {name!r}"
+    if not isinstance(family.metrics, (tuple, list)) or not family.metrics:
+        yield "metrics must be a non-empty tuple of harness.api.Metric"
+        return
+    seen = set()
+    for metric in family.metrics:
+        if not isinstance(metric, Metric):
+            yield f"metrics must be harness.api.Metric objects, got {type(metric).__name__}"
+            continue
+        if metric.name in seen:
+            yield f"metric {metric.name!r} is declared twice"
+        seen.add(metric.name)
+        if metric.direction not in DIRECTIONS:
+            yield f"metric {metric.name!r}: direction must be 'higher' or 'lower', got {metric.direction!r}"
+    for what in ("trainer", "report", "check"):
+        value = getattr(family, what)
+        if (value is not None or what == "trainer") and not (isinstance(value, str) and TARGET.match(value)):
+            yield f"{what} must be a 'module:attribute' string, got {value!r}"
+    if isinstance(family.label, str):
+        fields = {f for _, f, _, _ in string.Formatter().parse(family.label) if f}
+        for name in sorted(fields - set(family.keys)):
+            yield f"label names unknown key {name!r}"
+    elif family.label is not None and not callable(family.label):
+        yield "label must be a format string or a function of the config"
+
+
+def _key_problems(name, key):
+    if not isinstance(name, str) or not KEY_NAME.match(name):
+        yield f"key name {name!r} must be letters, digits and '_', starting with a letter"
+        return
+    if not isinstance(key, Key):
+        yield f"key {name!r} must be a harness.api.Key, got {type(key).__name__}"
+        return
+    if key.type not in TYPES:
+        yield f"key {name!r}: type must be one of int, float, bool, str, got {getattr(key.type, '__name__', key.type)!r}"
+        return
+    if key.default is REQUIRED:
+        return
+    if key.default is None:
+        if not key.nullable:
+            yield f"key {name!r}: default None needs nullable=True"
+        return
+    ok = isinstance(key.default, key.type) and not (isinstance(key.default, bool) and key.type is not bool)
+    if key.type is float and isinstance(key.default, int) and not isinstance(key.default, bool):
+        ok = True
+    if not ok:
+        yield f"key {name!r}: default {key.default!r} is not of its type {key.type.__name__}"
+    if key.choices is not None and not isinstance(key.choices, (tuple, Registry)):
+        yield f"key {name!r}: choices must be a tuple of values or a harness.api.Registry"
+    elif isinstance(key.choices, tuple) and key.default not in key.choices:
+        yield f"key {name!r}: default {key.default!r} is not one of its choices"

@@ -1,0 +1,20 @@
+"""The multi-task learning family (Kurin et al., NeurIPS 2022), declared with the public
+API (``harness.api``) and found through harness's ``harness.plugins`` entry point. No
+torch here: it is imported to plan.
+"""
+from harness.api import Family, Metric
+from harness.multitask.config import AXES_REQUIRED, KEYS
+
+FAMILY = Family(
+    name="multitask",
+    version="1",
+    help="multi-task learning (Kurin et al. 2022): one network, several tasks, an optimizer combining them",
+    keys=KEYS,
+    axes_required=AXES_REQUIRED,
+    plan_columns=("dataset", "method", "seed"),
+    label="{dataset} {method} seed {seed}",
+    trainer="harness.multitask.train:Trainer",
+    metrics=(Metric("average", "higher", "%", help="mean of the higher-is-better task metrics, at the best validation epoch"),),
+    report="harness.multitask.report:build",
+    check="harness.training:device_problem",
+)
