@@ -32,14 +32,29 @@ that runs it)::
     @register("fewshot.method", "simpleshot", version="1", uses={"eval_head": "centroid"})
     class SimpleShot(...): ...
 
-The trainer contract: ``Trainer(config: dict, checkpoint: Path | None, log: callable)``;
+The trainer contract: ``Trainer(config: dict, checkpoint: Path | None, log)``;
 ``trainer.stop_requested`` is set to True on a preemption or termination signal: save a
 checkpoint at the next step boundary and raise ``StopRequested``; a new Trainer with the
 same config and checkpoint path resumes from it. ``trainer.run()`` returns
-``{"metrics": {...}, "timing": {...}, "details": {...}}``: ``metrics`` holds every declared
-metric (a finite number) and each metric's ``samples`` list; ``timing`` should give
-``train_seconds`` and ``eval_seconds``; ``details`` may give ``device`` ("cpu",
-"cuda:0") and ``peak_gpu_bytes``.
+``{"metrics": {...}, "timing": {...}, "details": {...}}`` and optionally ``"curve"``:
+``metrics`` holds every declared metric (a finite number) and each metric's ``samples``
+list; ``timing`` should give ``train_seconds`` and ``eval_seconds``; ``details`` may give
+``device`` ("cpu", "cuda:0") and ``peak_gpu_bytes``; ``curve`` is the validation curve,
+a list of ``{"step": int, "<figure>": value, ...}``. ``log(line)`` writes to the run's
+log; ``log.progress(step, total=None, **figures)``, where the trainer has it
+(``getattr(log, "progress", None)``), shows the step and the latest validation figures of
+a running run in ``harness status``. A worker has ``OMP_NUM_THREADS`` (and the other
+thread-pool variables) set to the run's ``resources.cpus``.
+
+Components: every component is what its registry's ``get(name)`` returns; the family's
+trainer decides what it must offer. A dataset component (the ``dataset`` key's registry)
+is imported when planning, so keep torch out of its module; it may offer
+``fingerprint()`` (a short text hashed into run ids: the data's content),
+``require_prepared(root=None)`` (raise HarnessError with the command to type when the
+data is missing), ``prepare(source, root=None)``, ``verify(root=None)`` and ``sources()``
+for ``harness data``. A component may add config keys to its family:
+``keys={"knn_k": {"type": "int", "default": 5, "help": "neighbours", "minimum": 1}}``
+in its register call.
 """
 from __future__ import annotations
 

@@ -159,11 +159,17 @@ def _print_status(suite, specs, store, view) -> None:
             error = run.record.get("error") or {}
             message = (error.get("message") or "").strip().splitlines()
             first = f"{error.get('type', 'Error')}: {message[0] if message else ''}"
-            print(f"{head}\n            {first}\n            log: {run.record.get('log')}")
+            print(f"{head}\n            {first}\n            log: {store.root / str(run.record.get('log'))}")
         elif run.status == "running":
             info = run.running or {}
             where = [f"host {info.get('host')}, pid {info.get('pid')}, since {info.get('started')}"] if info else []
             print(f"{head}  ({'; '.join([run.why] * bool(run.why) + where)})")
+            if isinstance(info.get("step"), int):
+                total = f"/{info['total']}" if info.get("total") else ""
+                figures = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                    for k, v in (info.get("figures") or {}).items())
+                print(f"            step {info['step']}{total}" + (f", {figures}" if figures else "")
+                      + f" (at {info.get('updated')})")
         elif run.status in ("requeued", "cancelled", "lost"):
             log = f"\n            log: {run.log}" if run.log and Path(run.log).exists() else ""
             print(f"{head}\n            {run.why}{log}")

@@ -33,14 +33,17 @@ def prepare(name: str, source, root=None) -> dict:
     write `<root>/<name>/` atomically. Returns the manifest; raises HarnessError (one line)."""
     entry = dataset(name)
     if not hasattr(entry, "prepare"):
-        raise HarnessError(f"{name} needs no preparation: {entry.sources()[0][1]}")
+        raise HarnessError(f"{name} needs no preparation: {sources(name)[0][1]}")
     return entry.prepare(source, root)
 
 
 def verify(name: str, root=None) -> str:
     """Re-read the prepared arrays and check facts and hashes. Returns a short report;
     raises HarnessError naming every problem."""
-    return dataset(name).verify(root)
+    entry = dataset(name)
+    if not hasattr(entry, "verify"):
+        raise HarnessError(f"{name} offers no verification (its dataset component has no verify())")
+    return entry.verify(root)
 
 
 def require_prepared(name: str, root=None, family: str | None = None) -> Path | None:
@@ -53,7 +56,8 @@ def require_prepared(name: str, root=None, family: str | None = None) -> Path | 
 
 def sources(name: str) -> list[tuple[str, str]]:
     """(kind, one-line description) of each source form `prepare` accepts for `name`."""
-    return dataset(name).sources()
+    entry = dataset(name)
+    return entry.sources() if hasattr(entry, "sources") else [("none", "needs no preparation")]
 
 
 def summary(manifest: dict, root=None) -> str:

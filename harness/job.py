@@ -6,6 +6,7 @@ traceback), never an exception that could take other runs down.
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import resource
@@ -85,18 +86,13 @@ class Job(submitit.helpers.Checkpointable):
         store = Store(self.results_root, self.spec.suite)
         run_id = self.spec.run_id
         log_path = store.log_path(run_id)
-        lock = store.hold_running(run_id, {"pid": os.getpid(), "host": socket.gethostname(), "started": now(),
-                                           "log": str(log_path)})
+        marker = {"pid": os.getpid(), "host": socket.gethostname(), "started": now(), "log": str(log_path)}
+        lock = store.hold_running(run_id, marker)
         if lock is None:
             raise RuntimeError(f"run {run_id} is already running in another worker (its lock is held)")
         try:
             started, clock = now(), time.perf_counter()
-            with open(log_path, "a", encoding="utf-8") as log_file:
-                def log(line: str) -> None:
-                    print(line, flush=True)
-                    log_file.write(f"{now()} {line}\n")
-                    log_file.flush()
-
+            with RunLog(log_path, lambda info: store.update_running(run_id, {**marker, **info})) as log:
                 log(f"run {run_id}: {self.spec.label()}")
                 record = self._run(log, store.run_dir(run_id) / CHECKPOINT)
             record.update({
@@ -107,7 +103,7 @@ class Job(submitit.helpers.Checkpointable):
                 "plugins": list(self.spec.plugins),
                 "started": started,
                 "finished": now(),
-                "log": str(log_path),
+                "log": f"{self.spec.suite}/{run_id}/{log_path.name}",  # relative to the results folder
             })
             record["timing"]["total_seconds"] = time.perf_counter() - clock
             store.write_record(record)
@@ -127,10 +123,8 @@ class Job(submitit.helpers.Checkpointable):
             family = families.get(self.spec.family)
             code = components(family, self.spec.config)
             trainer_class = load_target(family.trainer)
-            if self.threads:
-                import torch
-
-                torch.set_num_threads(self.threads)
+            if self.threads and "torch" in sys.modules:  # in-process (debug); workers got OMP_NUM_THREADS
+                sys.modules["torch"].set_num_threads(self.threads)
             with stop_on_signals(log) as stop:  # before the trainer loads data: no signal is lost
                 trainer = stop.attach(trainer_class(self.spec.config, checkpoint=checkpoint, log=log))
                 result = trainer.run()
@@ -143,6 +137,7 @@ class Job(submitit.helpers.Checkpointable):
         details = result.pop("details")
         return {
             "status": status,
+            "curve": result.pop("curve", None),
             **result,
             "components": code,
             "memory": {"cpu_peak_rss_bytes": peak_rss_bytes(), "gpu_peak_allocated_bytes": details.get("peak_gpu_bytes")},
@@ -151,6 +146,49 @@ class Job(submitit.helpers.Checkpointable):
             "error": error,
         }
 
+
+
+LOG_LIMIT_BYTES = 256 * 1024  # a run.log beyond this moves to run.log.1, .2, ... (kept, never committed)
+
+
+class RunLog:
+    """What a trainer gets as ``log``: ``log(line)`` prints the line and appends it, time
+    stamped, to the run's log; ``log.progress(step, total=None, **figures)`` says where
+    the run is (``harness status`` shows it), written at most every ``every`` seconds.
+    ``run.log`` stays under LOG_LIMIT_BYTES: older lines move to numbered files beside it."""
+
+    def __init__(self, path: Path, publish, every: float = 10.0, limit: int = LOG_LIMIT_BYTES):
+        self.path, self.publish, self.every, self.limit = path, publish, every, limit
+        self.last = -math.inf
+
+    def __enter__(self):
+        self.file = open(self.path, "a", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+        return False
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        self.file.write(f"{now()} {line}\n")
+        self.file.flush()
+        if self.file.tell() > self.limit:
+            self.file.close()
+            number = 1
+            while self.path.with_name(f"{self.path.name}.{number}").exists():
+                number += 1
+            self.path.rename(self.path.with_name(f"{self.path.name}.{number}"))
+            self.file = open(self.path, "a", encoding="utf-8")
+
+    def progress(self, step: int, total: int | None = None, **figures) -> None:
+        if time.monotonic() - self.last < self.every and not figures:
+            return
+        self.last = time.monotonic()
+        try:
+            self.publish({"step": int(step), "total": total, "figures": figures, "updated": now()})
+        except OSError:
+            pass  # progress is for people watching; never a reason for a run to fail
 
 
 class stop_on_signals:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import signal
 import sys
 import time
 import uuid
@@ -188,6 +189,31 @@ class GpuSlots:
         self.free = [gpu for gpu in self.order if gpu in returned]
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS")
+
+
+class thread_limits:
+    """While submitting: the thread pools of the workers (torch, BLAS, OpenMP) sized to the
+    run's CPUs, through the environment they inherit (local controllers copy it; sbatch
+    exports it)."""
+
+    def __init__(self, cpus: int):
+        self.cpus = str(int(cpus))
+
+    def __enter__(self):
+        self.saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+        os.environ.update({name: self.cpus for name in THREAD_VARIABLES})
+
+    def __exit__(self, *exc):
+        for name, value in self.saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        return False
+
+
 def can_start(resources: Resources, running: list[Resources], cap: int | None, cpus: int,
               slots: GpuSlots) -> bool:
     """Local executor admission: below the cap (or, without one, within the machine's CPUs),
@@ -288,6 +314,7 @@ def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, st
     cpus = os.cpu_count() or 1
     waiting, running = list(specs), []  # running: (submitted, spec, resources, gpus)
     bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
+    previous_term = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of the launcher stops like Ctrl-C
     try:
         while waiting or running:
             while waiting and can_start(resources_of(waiting[0]), [r for _, _, r, _ in running], max_parallel, cpus, slots):
@@ -297,7 +324,8 @@ def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, st
                 executor.update_parameters(timeout_min=resources.timeout_min,
                                            gpus_per_node=0 if slots.total else resources.gpus, visible_gpus=())
                 devices = ",".join(gpus) if slots.total else None  # None: leave the environment as it is
-                submitted = executor.submit(Job(spec, root, threads=resources.cpus, devices=devices))
+                with thread_limits(resources.cpus):
+                    submitted = executor.submit(Job(spec, root, threads=resources.cpus, devices=devices))
                 result.submitted.append(spec.run_id)
                 result.job_ids.append(submitted.job_id)
                 _note(record, spec.run_id, submitted)
@@ -317,7 +345,12 @@ def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, st
         stop_workers([(entry[0], entry[1].run_id) for entry in running], store)
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous_term)
         bar.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def stop_workers(running: list, store: Store, resend_seconds: float = 5.0) -> None:
@@ -325,8 +358,6 @@ def stop_workers(running: list, store: Store, resend_seconds: float = 5.0) -> No
     boundary) and wait for all to exit; a second Ctrl-C kills them at once. A worker that
     has not written its running marker yet is signalled as soon as it has; the signal is
     sent again every ``resend_seconds`` in case one came before its handler was installed."""
-    import signal
-
     alive = [(job, run_id) for job, run_id in running if not job.done()]
     if not alive:
         return
@@ -395,7 +426,7 @@ def _submit_slurm(specs, root, resources_of, result: LaunchResult, record: dict,
             parameters = slurm_parameters(resources, len(chunk), record["job_name"], max_parallel, signal_delay_s)
             try:
                 executor.update_parameters(**parameters)
-                with executor.batch():
+                with thread_limits(resources.cpus), executor.batch():
                     submitted = [executor.submit(Job(spec, root, threads=resources.cpus)) for spec in chunk]
             except Exception as error:  # sbatch refused (bad partition, too much memory, ...)
                 lines = [line for line in str(error).strip().splitlines() if line.strip()]

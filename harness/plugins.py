@@ -134,9 +134,16 @@ def _load(target: Index, name: str, origin: str, source_of, isolate: bool) -> Pl
             plugin.components += [(registry_id, entry.name) for entry in entries]
         for family in families:
             object.__setattr__(family, "module", source.module or str(source.path))
+            if origin != BUILT_IN:  # its own component folders are the plugin's, not harness's
+                top = (source.module or "").partition(".")[0]
+                for registry in family.registries.values():
+                    if top and registry.package and registry.package.partition(".")[0] == top:
+                        registry.origin = origin
+                        registry._entries = None
             target.families[family.name] = family
             target.origins[family.name] = origin
             plugin.families.append(family.name)
+        merge_component_keys(target)
     except PluginError as error:
         message = str(error)
         suite_file = source is not None and origin == f"plugin {source.path}" and str(source.path) in message
@@ -174,6 +181,42 @@ def activate(items) -> list[Plugin]:
                 raise
         loaded.append(_suite_plugins[item])
     return loaded
+
+
+# ---------------------------------------------------------------- component keys
+
+
+def merge_component_keys(target: Index) -> None:
+    """Add the config keys components declare (``keys={"knn_k": {"type": "int", "default": 5,
+    "help": "...", "minimum": 1}}`` in their register call) to their family's schema. A
+    key of another meaning under the same name is a PluginError naming both."""
+    from harness.keys import Key
+
+    types = {"int": int, "float": float, "bool": bool, "str": str}
+    for family in target.families.values():
+        for registry in family.registries.values():
+            for entry in registry.entries().values():
+                for name, spec in (entry.meta.get("keys") or {}).items():
+                    where = f"{entry.source.where(entry.line)}: {registry.id} {entry.name!r}: key {name!r}"
+                    if not isinstance(spec, dict) or spec.get("type") not in types or "default" not in spec:
+                        raise PluginError(f"{where}: declare it as {{'type': 'int'|'float'|'bool'|'str', "
+                                          "'default': ..., 'help': ...}")
+                    unknown = set(spec) - {"type", "default", "help", "minimum", "exclusive", "choices", "nullable"}
+                    if unknown:
+                        raise PluginError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+                    key = Key(types[spec["type"]], spec["default"], spec.get("help", f"{entry.name}'s {name}"),
+                              minimum=spec.get("minimum"), exclusive=spec.get("exclusive", False),
+                              choices=tuple(spec["choices"]) if spec.get("choices") else None,
+                              nullable=spec.get("nullable", False))
+                    from harness.api import _key_problems
+
+                    problems = list(_key_problems(name, key))
+                    if problems:
+                        raise PluginError(f"{where}: {problems[0]}")
+                    old = family.keys.get(name)
+                    if old is not None and old != key:
+                        raise PluginError(f"{where}: family {family.name} already has a key {name!r} of another meaning")
+                    family.keys[name] = key
 
 
 # ---------------------------------------------------------------- families

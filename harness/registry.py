@@ -229,6 +229,7 @@ class Registry:
         self.id = id
         self.kind = id.rpartition(".")[2].replace("_", " ")  # "method", "eval head"
         self.package = package
+        self.origin = BUILT_IN  # of the package's entries: the plugin that declared its family
         self._entries: dict[str, Entry] | None = None
         self._added: list[Entry] = list(_PENDING_ENTRIES.pop(id, []))
         self._objects: dict[str, Any] = dict(_PENDING_OBJECTS.pop(id, {}))
@@ -236,16 +237,21 @@ class Registry:
 
     # -- declarations ---------------------------------------------------
 
+    def _folder(self) -> Path | None:
+        if self.package is None:
+            return None
+        spec = importlib.util.find_spec(self.package)
+        return Path(list(spec.submodule_search_locations)[0])
+
     def _scan_package(self) -> dict[str, Entry]:
         entries: dict[str, Entry] = {}
         if self.package is None:
             return entries
-        spec = importlib.util.find_spec(self.package)
-        folder = Path(list(spec.submodule_search_locations)[0])
+        folder = self._folder()
         for path in sorted(folder.glob("*.py")):
             if path.name.startswith("_"):
                 continue
-            source = Source(path, f"{self.package}.{path.stem}", BUILT_IN)
+            source = Source(path, f"{self.package}.{path.stem}", self.origin)
             for declaration in read_declarations(path):
                 if declaration.registry not in (None, self.id):
                     continue
@@ -257,6 +263,9 @@ class Registry:
         return entries
 
     def entries(self) -> dict[str, Entry]:
+        from harness import plugins
+
+        plugins.index()  # installed plugins add entries (returns at once while they are being loaded)
         if self._entries is None:
             entries = self._scan_package()
             for entry in self._added:
@@ -269,8 +278,9 @@ class Registry:
         old = entries.get(entry.name)
         if old is None:
             return
-        if old.origin == BUILT_IN:
-            raise PluginError(f"{entry.origin}: {self.id} {entry.name!r} clashes with the built-in one "
+        if old.origin == BUILT_IN or old.source.path.parent == Path(self._folder() or "/nowhere"):
+            whose = "the built-in one" if old.origin == BUILT_IN else f"the one of {old.origin}"
+            raise PluginError(f"{entry.origin}: {self.id} {entry.name!r} clashes with {whose} "
                               f"({old.source.where(old.line)}); choose another name")
         raise PluginError(f"{entry.origin}: {self.id} {entry.name!r} is registered twice "
                           f"({entry.source.where(entry.line)}, and by {old.origin} at {old.source.where(old.line)})")

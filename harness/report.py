@@ -173,7 +173,7 @@ def metric_table(suite: Suite, cells: pd.DataFrame, metric) -> list[str]:
         row.append(pm(cell["mean"], cell["ci95"]))
         if isinstance(cell.get("source"), str):
             mark = sources.setdefault(cell["source"], len(sources) + 1)
-            kind = f" ({cell['reported_kind']})" if cell["reported_kind"] else ""
+            kind = f" ({cell['reported_kind']})" if isinstance(cell["reported_kind"], str) else ""
             interval = cell["reported_interval"] if cell["reported_interval"] is not None else math.nan
             row += [f"{pm(cell['reported'], interval)}{kind} [{mark}]", f"{cell['diff']:+.2f}",
                     {True: "yes", False: "no", None: "n/a"}[cell["agrees"]]]

@@ -111,6 +111,10 @@ class Store:
         write_json_atomic(folder / RUNNING, info)
         return fd
 
+    def update_running(self, run_id: str, info: dict) -> None:
+        """Rewrite the running marker (progress) of a run this process holds."""
+        write_json_atomic(self.run_dir(run_id) / RUNNING, info)
+
     def release_running(self, run_id: str, fd: int) -> None:
         """Remove the running marker and the lock file, then let the lock go."""
         folder = self.run_dir(run_id)

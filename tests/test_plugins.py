@@ -187,3 +187,36 @@ def test_a_broken_installed_plugin_stops_only_the_suites_that_need_it(tmp_path):
     needs = write(tmp_path, {}, [], ["lab_method"])
     assert_one_line_error(cli(tmp_path, "plan", str(needs), env=with_site(site)),
                           "unknown method 'lab_method'", "plugin lab-broken 0.3 (lab_broken)", "SyntaxError")
+
+
+KEYED = '''
+from harness.api import register
+from harness.fewshot.methods.protonet import ProtoNet
+
+
+@register("fewshot.method", "keyed", version="1", uses={"eval_head": "centroid"},
+          keys={"keyed_temperature": {"type": "float", "default": 1.0, "help": "keyed: logit scale", "minimum": 0.0}})
+class Keyed(ProtoNet):
+    pass
+'''
+
+
+def test_a_plugin_component_adds_its_own_config_key(tmp_path):
+    suite = write(tmp_path, {"keyed.py": KEYED}, ["keyed.py"], ["keyed", "protonet"])
+    text = suite.read_text().replace("device: cpu}", "device: cpu, keyed_temperature: 1.0}")
+    suite.write_text(text)
+    at_default = cli(tmp_path, "plan", str(suite), "--format", "json")
+    assert at_default.returncode == 0, at_default.stderr
+    runs = {r["config"]["method"]: r for r in __import__("json").loads(at_default.stdout)["runs"]}
+    assert runs["keyed"]["config"]["keyed_temperature"] == 1.0
+    suite.write_text(text.replace("keyed_temperature: 1.0", "keyed_temperature: 2.0"))
+    changed = __import__("json").loads(cli(tmp_path, "plan", str(suite), "--format", "json").stdout)["runs"]
+    assert {r["config"]["method"]: r["run_id"] for r in changed}["keyed"] != runs["keyed"]["run_id"]
+    suite.write_text(text.replace("keyed_temperature: 1.0", "keyed_temperature: -1.0"))
+    assert_one_line_error(cli(tmp_path, "plan", str(suite)), "defaults.keyed_temperature: must be >= 0")
+
+
+def test_a_component_key_clashing_with_a_family_key_is_one_line(tmp_path):
+    clash = KEYED.replace('"keyed_temperature": {"type": "float", "default": 1.0', '"lr": {"type": "float", "default": 0.5')
+    suite = write(tmp_path, {"keyed.py": clash}, ["keyed.py"], ["keyed"])
+    assert_one_line_error(cli(tmp_path, "plan", str(suite)), "plugins[0]", "key 'lr'", "already has a key 'lr' of another meaning")

@@ -103,3 +103,16 @@ def test_running_means_a_worker_holds_the_runs_lock(planned):
     store.release_running(specs[0].run_id, fd)
     assert store.scan(specs).states[specs[0].run_id].status == "pending"
     assert not any(store.run_dir(specs[0].run_id).glob("running.*"))
+
+
+def test_a_long_run_log_moves_its_older_lines_aside_and_loses_none(tmp_path):
+    from harness.job import RunLog
+
+    path = tmp_path / "run.log"
+    with RunLog(path, publish=lambda info: None, limit=2000) as log:
+        for i in range(200):
+            log(f"line {i:03d} " + "x" * 30)
+    parts = sorted(tmp_path.glob("run.log.*"), key=lambda p: int(p.suffix[1:])) + [path]
+    assert len(parts) > 2 and all(p.stat().st_size <= 2000 + 100 for p in parts)
+    lines = [line for p in parts for line in p.read_text().splitlines()]
+    assert [line.split(" ")[2] for line in lines] == [f"{i:03d}" for i in range(200)]

@@ -29,6 +29,8 @@ better for the depth errors), as the official code saves a model per metric.
 
 Accuracies, mIoU and pixel accuracy are in %; directions are in ``details["directions"]``.
 
+``curve``: the validation average after every epoch (``step``, ``epoch``, ``val_average``).
+
 ``timing``: ``load_seconds``; ``train_seconds`` (training steps and validation);
 ``eval_seconds`` (test scoring); ``steps``; ``seconds_per_step`` and ``epoch_seconds``
 (training steps only, each epoch's wall-clock without validation, the paper's timing
@@ -192,7 +194,11 @@ class Trainer(Resumable):
             if "average" in improved:
                 self.best["average"]["val_metrics"] = val
         self.stale = 0 if val_average > previous_best else self.stale + 1
-        self.history.append({"epoch": epoch, "train_losses": mean_losses.tolist(), "val": val, "val_average": val_average})
+        self.history.append({"epoch": epoch, "step": self.step, "train_losses": mean_losses.tolist(), "val": val,
+                             "val_average": val_average})
+        progress = getattr(self.log, "progress", None)
+        if progress:
+            progress(self.step, None, epoch=epoch, val_average=val_average)
         losses = " ".join(f"{v:.4f}" for v in mean_losses.tolist()[:4]) + (" ..." if len(mean_losses) > 4 else "")
         self.log(f"epoch {epoch}/{config['epochs']}  train loss {losses}  val average {val_average:.2f}"
                  + ("  (best)" if "average" in improved else ""))
@@ -275,6 +281,7 @@ class Trainer(Resumable):
         step_seconds = sum(self.epoch_seconds)
         return {
             "metrics": metrics,
+            "curve": [{"step": h.get("step"), "epoch": h["epoch"], "val_average": h["val_average"]} for h in self.history],
             "timing": {
                 "load_seconds": self.load_seconds,
                 "train_seconds": self.train_seconds,
