@@ -88,6 +88,8 @@ class Metric:
     ``samples`` names a list in ``metrics`` holding the per-unit values the number is the
     mean of (per-episode accuracies, per-image correctness): the report then gives each
     run its own interval over them. ``samples_name`` says what a unit is ("episodes").
+    ``shared_by`` names the config keys that fix the units: runs equal on them were
+    scored on the same units (the same test episodes), so the report compares them paired.
     """
 
     name: str
@@ -96,6 +98,8 @@ class Metric:
     samples: str | None = None
     samples_name: str = "samples"
     help: str = ""
+    shared_by: tuple | None = None  # config keys that, when equal, mean two runs' samples are the same units
+
 
     @property
     def lower_is_better(self) -> bool:

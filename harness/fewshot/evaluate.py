@@ -5,6 +5,9 @@ embedded once, then an evaluation head (logistic regression, nearest centroid, f
 linear head) classifies the queries of all episodes in batches. Methods that
 adapt the network itself at test time (MAML and relatives) set
 ``adapts_at_test`` and score one episode at a time with ``adapt_and_score``.
+
+Precision: the backbone runs in fp32 here unless the config's ``eval_precision`` is
+``train`` (then under the training autocast); the heads always receive fp32 features.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from harness.fewshot.methods._base import class_major_labels
 
 EVAL_BATCH_IMAGES = 512
 EVAL_BATCH_EPISODES = 250
+EVAL_CHUNK_ELEMENTS = 2**28  # at most this many feature values per chunk of episodes (1 GiB in fp32)
 
 
 def evaluate(method, split: SplitTensor, episodes: np.ndarray, shots: int, head: Callable, config: dict) -> np.ndarray:
@@ -29,7 +33,7 @@ def evaluate(method, split: SplitTensor, episodes: np.ndarray, shots: int, head:
 
 @torch.no_grad()
 def embed(method, split: SplitTensor, indices: np.ndarray) -> torch.Tensor:
-    with method.autocast():
+    with method.autocast(evaluation=True):
         return torch.cat([
             method.embed(split.gather(indices[start:start + EVAL_BATCH_IMAGES])).float()
             for start in range(0, len(indices), EVAL_BATCH_IMAGES)
@@ -45,8 +49,11 @@ def evaluate_frozen(method, split, episodes, shots, head, config) -> np.ndarray:
     support_labels = class_major_labels(ways, shots, features.device)
     query_labels = class_major_labels(ways, per_class - shots, features.device)
     accuracies = []
-    for start in range(0, n, EVAL_BATCH_EPISODES):
-        chunk = torch.as_tensor(episodes[start:start + EVAL_BATCH_EPISODES], device=features.device)
+    # Fewer episodes at once for wide features (MetaOptNet's flattened 16,000-d map): the heads are
+    # batched per episode, so the chunk size does not change the scores.
+    chunk_size = max(1, min(EVAL_BATCH_EPISODES, EVAL_CHUNK_ELEMENTS // (ways * per_class * features.shape[1])))
+    for start in range(0, n, chunk_size):
+        chunk = torch.as_tensor(episodes[start:start + chunk_size], device=features.device)
         episode_features = features[chunk]  # (E, ways, per_class, D)
         e, dim = len(chunk), features.shape[1]
         support = episode_features[:, :, :shots].reshape(e, ways * shots, dim)
@@ -64,7 +71,7 @@ def evaluate_adapting(method, split, episodes, shots) -> np.ndarray:
     for i, episode in enumerate(episodes):
         support = split.gather(episode[:, :shots])
         query = split.gather(episode[:, shots:])
-        with method.autocast():
+        with method.autocast(evaluation=True):
             scores = method.adapt_and_score(support, support_labels, query, ways).float()
         accuracies[i] = (scores.argmax(-1) == query_labels).double().mean().item() * 100
     return accuracies

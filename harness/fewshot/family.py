@@ -15,6 +15,8 @@ FAMILY = Family(
     label="{dataset} {ways}-way {shots}-shot {method} seed {seed}",
     trainer="harness.fewshot.train:Trainer",
     metrics=(Metric("accuracy", "higher", "%", samples="episode_accuracies", samples_name="episodes",
-                    help="mean accuracy over the fixed test episodes"),),
+                    help="mean accuracy over the fixed test episodes",
+                    # the test episodes are a function of these (and of the split, ways, shots)
+                    shared_by=("dataset", "ways", "shots", "test_episodes", "test_queries", "eval_seed")),),
     check="harness.training:device_problem",
 )

@@ -5,6 +5,15 @@ bookkeeping, every random generator, the step counter, elapsed time) is saved
 atomically at step boundaries every ``checkpoint_seconds`` and when a stop is
 requested (a termination or preemption signal), and a new Trainer for the same
 run continues from it: the result is the same as a run never interrupted.
+
+Recipe knobs the trainer owns (see ``config.py`` for each key): training tasks of
+``train_ways`` x (``train_shots`` + ``queries``) images; a method with ``batched_tasks``
+gets all ``meta_batch`` tasks of a step at once, support and queries gathered apart;
+the fixed learning-rate schedules (``lr_schedule``, epochs of ``val_every`` steps) or
+ReduceLROnPlateau (``lr_patience``); validation on ``val_episodes`` episodes of
+``val_shots`` + ``val_queries`` images per class, a fixed set or a fresh one each time
+(``val_resample``), after which the DropBlock ramp advances by the passes the
+reference code makes in validation (episodes x ``method.validation_passes``).
 """
 from __future__ import annotations
 
@@ -17,6 +26,7 @@ import numpy as np
 import torch
 
 from harness.fewshot.backbones import BACKBONES
+from harness.fewshot.backbones._dropblock import count_passes
 from harness.fewshot.datasets import DATASETS
 from harness.fewshot.engine import SplitTensor
 from harness.fewshot.evaluate import evaluate
@@ -33,6 +43,37 @@ def use_bf16(config: dict, device: torch.device) -> bool:
 
 def use_channels_last(config: dict, device: torch.device) -> bool:
     return config["channels_last"] == "on" or (config["channels_last"] == "auto" and device.type == "cuda")
+
+
+def build_backbone(config: dict, in_channels: int, image_size: int):
+    """The config's backbone with its options (``backbone_width``, ``global_pool``) where set."""
+    options = {}
+    if config.get("backbone_width") is not None:
+        options["width"] = config["backbone_width"]
+    if not config.get("global_pool", True):
+        options["global_pool"] = False
+    try:
+        return BACKBONES.get(config["backbone"])(in_channels, image_size, **options)
+    except TypeError as error:
+        if not options:
+            raise
+        keys = {"width": "backbone_width", "global_pool": "global_pool"}
+        raise ValueError(f"backbone {config['backbone']!r} takes none of "
+                         f"{', '.join(keys[k] for k in options)} ({error})") from None
+
+
+def lr_multiplier(config: dict, step: int) -> float:
+    """Factor on ``lr`` at (1-indexed) optimiser step ``step`` under ``lr_schedule``: epochs of
+    ``val_every`` steps, counted from 1, so step s is in epoch ceil(s / val_every)."""
+    schedule = config.get("lr_schedule", "constant")
+    if schedule == "constant":
+        return 1.0
+    epoch = -(-step // config["val_every"])
+    if schedule == "metaoptnet":  # kjunelee/MetaOptNet train.py: LambdaLR stepped at the start of epoch 1, 2, ...
+        return 1.0 if epoch < 20 else 0.06 if epoch < 40 else 0.012 if epoch < 50 else 0.0024
+    if schedule == "step":  # StepLR stepped at each epoch's start (bertinetto/r2d2 scripts/train/train.py)
+        return config["lr_step_gamma"] ** (epoch // config["lr_step_epochs"])
+    raise ValueError(f"unknown lr_schedule {schedule!r}")
 
 
 def eval_head_name(config: dict) -> str:
@@ -55,7 +96,7 @@ class Trainer(Resumable):
         self.bf16 = use_bf16(config, device)
         memory_format = torch.channels_last if use_channels_last(config, device) else torch.contiguous_format
         self.splits = {name: SplitTensor(split, dataset, device, memory_format) for name, split in splits.items()}
-        backbone = BACKBONES.get(config["backbone"])(dataset.channels, dataset.image_size)
+        backbone = build_backbone(config, dataset.channels, dataset.image_size)
         self.method = METHODS.get(config["method"])(backbone, config, splits["train"].num_classes)
         self.method.to(device, memory_format=memory_format)
         self.method.bf16 = self.bf16
@@ -64,18 +105,28 @@ class Trainer(Resumable):
         self.optimizer = make_optimizer(config, self.method.parameters())
         self.scheduler = None
         if config["lr_patience"] is not None:
+            if config.get("lr_schedule", "constant") != "constant":
+                raise ValueError(f"lr_patience (ReduceLROnPlateau) and lr_schedule {config['lr_schedule']!r} "
+                                 "both set the learning rate: choose one")
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, mode="max", factor=config["lr_factor"], patience=config["lr_patience"])
-        self.sampler = EpisodeSampler(splits["train"].labels, ways, shots + config["queries"])
+        self.train_ways = config.get("train_ways") or ways
+        self.train_shots = config.get("train_shots") or shots
+        self.sampler = EpisodeSampler(splits["train"].labels, self.train_ways, self.train_shots + config["queries"])
         self.rng = np.random.default_rng(seed)
         self.augmentation = None
         if config["augment"]:
             self.augmentation = torch.Generator(device=device)
             self.augmentation.manual_seed(episode_seed("augment", seed))
-        self.val_episodes = fixed_episodes("val", splits["val"].labels, ways, shots, config["test_queries"],
-                                           config["val_episodes"], config["eval_seed"])
+        self.val_shots = config.get("val_shots") or shots
+        self.val_queries = config.get("val_queries") or config["test_queries"]
+        self.val_episodes = None
+        if not config.get("val_resample"):
+            self.val_episodes = fixed_episodes("val", splits["val"].labels, ways, self.val_shots, self.val_queries,
+                                               config["val_episodes"], config["eval_seed"])
         self.step, self.images_seen, self.train_seconds = 0, 0, 0.0
         self.best = {"accuracy": -1.0, "step": 0, "state": None}
+        self.curve: list[dict] = []  # one entry per validation
         self.stale, self.finished_training = 0, False
         synchronize(device)
         self.load_seconds = time.perf_counter() - started
@@ -89,7 +140,7 @@ class Trainer(Resumable):
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "step": self.step, "images_seen": self.images_seen, "train_seconds": self.train_seconds,
-            "best": self.best, "stale": self.stale, "finished_training": self.finished_training,
+            "best": self.best, "stale": self.stale, "finished_training": self.finished_training, "curve": self.curve,
             "numpy_rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
@@ -103,6 +154,7 @@ class Trainer(Resumable):
             self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.images_seen, self.train_seconds = state["step"], state["images_seen"], state["train_seconds"]
         self.best, self.stale, self.finished_training = state["best"], state["stale"], state["finished_training"]
+        self.curve = state.get("curve", [])
         self.rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] is not None and self.device.type == "cuda":
@@ -112,28 +164,61 @@ class Trainer(Resumable):
 
     # -- training -------------------------------------------------------
 
+    def set_lr(self) -> None:
+        """The lr of this step under a fixed schedule (a function of the step: nothing to checkpoint)."""
+        if self.config.get("lr_schedule", "constant") == "constant":
+            return
+        lr = self.config["lr"] * lr_multiplier(self.config, self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
     def train_step(self) -> float:
         config = self.config
         self.method.train()
+        self.set_lr()
         self.optimizer.zero_grad(set_to_none=True)
         indices, classes = self.sampler.sample(self.rng, config["meta_batch"])
+        shots, train = self.train_shots, self.splits["train"]
+        if self.method.batched_tasks:  # every task of the step at once: support images, then query images
+            support = train.gather(indices[:, :, :shots], self.augmentation)
+            query = train.gather(indices[:, :, shots:], self.augmentation)
+            with self.method.autocast():
+                loss, _ = self.method.batch_loss(support, query, torch.as_tensor(classes, device=self.device), shots)
+            loss.backward()
+            self.images_seen += indices.size
+            self.optimizer.step()
+            return loss.item()
         total = 0.0
         for task_indices, task_classes in zip(indices, classes):
-            images = self.splits["train"].gather(task_indices, self.augmentation)
+            images = train.gather(task_indices, self.augmentation)
             with self.method.autocast():
-                loss, _ = self.method.task_loss(images, torch.as_tensor(task_classes, device=self.device), config["shots"])
+                loss, _ = self.method.task_loss(images, torch.as_tensor(task_classes, device=self.device), shots)
             (loss / config["meta_batch"]).backward()
             total += loss.item() / config["meta_batch"]
             self.images_seen += task_indices.size
         self.optimizer.step()
         return total
 
+    def validation_episodes(self) -> np.ndarray:
+        """The fixed validation set, or with ``val_resample`` a fresh one for this step."""
+        if self.val_episodes is not None:
+            return self.val_episodes
+        config = self.config
+        rng = np.random.default_rng(episode_seed("val-resample", config["seed"], config["eval_seed"], self.step))
+        sampler = EpisodeSampler(self.splits["val"].labels, config["ways"], self.val_shots + self.val_queries)
+        return sampler.sample(rng, config["val_episodes"])[0]
+
     def validate(self, loss: float) -> bool:
         """Validate, keep the best state; return False when early stopping says stop."""
         config = self.config
-        accuracy = float(evaluate(self.method, self.splits["val"], self.val_episodes, config["shots"],
-                                  self.head, config).mean())
+        episodes = self.validation_episodes()
+        accuracy = float(evaluate(self.method, self.splits["val"], episodes, self.val_shots, self.head, config).mean())
+        count_passes(self.method, len(episodes) * self.method.validation_passes)  # the reference's DropBlock ramp
         self.log(f"step {self.step}/{config['steps']}  loss {loss:.4f}  val {accuracy:.2f}%")
+        self.curve.append({"step": self.step, "loss": loss, "val_accuracy": accuracy})
+        progress = getattr(self.log, "progress", None)
+        if progress:
+            progress(self.step, config["steps"], val_accuracy=accuracy)
         if self.scheduler:
             self.scheduler.step(accuracy)
         if accuracy > self.best["accuracy"]:
@@ -149,10 +234,13 @@ class Trainer(Resumable):
     def train(self) -> None:
         config = self.config
         last_save = time.perf_counter()
+        progress = getattr(self.log, "progress", None)
         while not self.finished_training:
             started = time.perf_counter()
             self.step += 1
             loss = self.train_step()
+            if progress:
+                progress(self.step, config["steps"])  # throttled by the log
             keep_going = True
             if self.step % config["val_every"] == 0 or self.step == config["steps"]:
                 keep_going = self.validate(loss)
@@ -180,6 +268,7 @@ class Trainer(Resumable):
         eval_seconds = time.perf_counter() - eval_started
         self.log(f"test accuracy {accuracies.mean():.2f}% over {len(accuracies)} episodes")
         return {
+            "curve": list(self.curve),
             "metrics": {
                 "accuracy": float(accuracies.mean()),
                 "episode_accuracies": [float(a) for a in accuracies],

@@ -15,9 +15,16 @@ the number of seed positions whose block covers unit u (``expected_drop_fraction
 the tests check both).
 
 The keep rate falls linearly from 1 to ``final_keep`` over the first ``ramp_steps``
-forward passes in training mode (MetaOptNet: 40,000 = 20 epochs x 2,000 batches,
-final keep 0.9). The pass counter is a registered buffer, so it is saved and
-restored with the model's state_dict and a resumed run continues the ramp.
+backbone passes (MetaOptNet: 40,000 = 20 x 2,000, final keep 0.9). The reference
+implementations (MetaOptNet's and RFS's ResNet-12) count EVERY forward pass of the
+network, evaluation included: MetaOptNet's validation (2,000 episodes, support and
+query embedded separately) adds 4,000 passes per epoch to its 2,000 training passes.
+Here a training-mode forward counts itself; an evaluation-mode forward does not,
+because our evaluation embeds the images of many episodes in batches whose number
+says nothing about the reference's passes. Instead the trainer adds, after each
+validation, the passes the reference would have made (episodes x passes per
+episode) with ``count_passes``. The counter is a registered buffer, so it is saved
+and restored with the model's state_dict and a resumed run continues the ramp.
 """
 from __future__ import annotations
 
@@ -73,3 +80,11 @@ def expected_drop_fraction(keep: float, block_size: int, height: int, width: int
     pad = block_size - 1
     coverage = F.avg_pool2d(F.pad(ones, (pad, pad, pad, pad)), block_size, stride=1) * block_size**2
     return float(1.0 - ((1.0 - gamma) ** coverage).mean())
+
+
+def count_passes(module: nn.Module, passes: int) -> None:
+    """Advance the ramp of every DropBlock in ``module`` by ``passes`` forward passes (those an
+    evaluation made in the reference code, which our batched evaluation does not make one by one)."""
+    for block in module.modules():
+        if isinstance(block, DropBlock):
+            block.forward_passes += passes

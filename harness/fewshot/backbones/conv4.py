@@ -1,4 +1,9 @@
-"""Conv-4 (Vinyals et al. 2016): four blocks of 3x3 conv (64) - BatchNorm - ReLU - 2x2 max-pool."""
+"""Conv-4 (Vinyals et al. 2016): four blocks of 3x3 conv (64) - BatchNorm - ReLU - 2x2 max-pool.
+
+``width`` sets the filters of every conv layer (config ``backbone_width``): Finn et al.'s
+MAML uses 32 on mini-ImageNet (cbfinn/maml main.py, ``--num_filters=32 --max_pool=True``),
+giving 32 x 5 x 5 = 800-d features at 84x84. The feature map is flattened.
+"""
 from __future__ import annotations
 
 from torch import nn

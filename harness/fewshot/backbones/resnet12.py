@@ -7,7 +7,11 @@ BN shortcut, then 2x2 max-pool. Regularisation after the pool: dropout 0.1 in bl
 84x84 mini/tiered-ImageNet; 2 for smaller inputs, i.e. 32x32 CIFAR-FS/FC100; clamped to
 the feature map) with the keep rate ramped linearly from 1 to 0.9 over the first
 40,000 training forward passes (MetaOptNet's drop_rate 0.1 and 20 x 2000 batches; the
-Wang et al. code uses the same module). Global average pooling gives 640-d features.
+Wang et al. code uses the same module; the ramp counts evaluation passes too, see
+``_dropblock``). Global average pooling gives 640-d features; with ``global_pool=False``
+the last feature map is flattened instead, as MetaOptNet's ``resnet12(avg_pool=False)``
+feeds its SVM, ridge and ProtoNet heads: 640 x 5 x 5 = 16,000-d at 84x84 and
+640 x 2 x 2 = 2,560-d at 32x32 (each block's 2x2 max-pool floors: 84 -> 42 -> 21 -> 10 -> 5).
 Convs: Kaiming normal (fan_out, leaky_relu gain); BN: weight 1, bias 0.
 """
 from __future__ import annotations
@@ -46,10 +50,13 @@ class Block(nn.Module):
 
 
 class ResNet12(nn.Module):
-    out_dim = WIDTHS[-1]
-
-    def __init__(self, in_channels: int, image_size: int):
+    def __init__(self, in_channels: int, image_size: int, global_pool: bool = True):
         super().__init__()
+        self.global_pool = global_pool
+        size = image_size
+        for _ in WIDTHS:
+            size //= 2
+        self.out_dim = WIDTHS[-1] * (1 if global_pool else size * size)
         dropblock_size = 5 if image_size >= 64 else 2
         channels = (in_channels,) + WIDTHS
         self.blocks = nn.Sequential(*[
@@ -63,9 +70,12 @@ class ResNet12(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, x):
-        return self.blocks(x).mean(dim=(2, 3))
+        features = self.blocks(x)
+        if self.global_pool:
+            return features.mean(dim=(2, 3))
+        return features.flatten(1)  # (C, H, W) order whatever the memory format
 
 
 @register("resnet12", version="1")
-def resnet12(in_channels: int, image_size: int) -> nn.Module:
-    return ResNet12(in_channels, image_size)
+def resnet12(in_channels: int, image_size: int, global_pool: bool = True) -> nn.Module:
+    return ResNet12(in_channels, image_size, global_pool)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.fewshot.heads import register
-from harness.fewshot.heads.logreg import with_bias
+from harness.fewshot.heads.ridge import with_bias
 
 MOMENTUM = 0.9
 

@@ -45,10 +45,15 @@ def svm(support, support_labels, query, ways, cfg) -> torch.Tensor:
 
 
 def crammer_singer_scores(support, support_labels, query, ways, C, ridge):
-    """Query scores (E, Q, ways) of the SVM fitted to each episode's support set; differentiable."""
-    support64, query64 = support.double(), query.double()
-    alpha = crammer_singer_dual(support64 @ support64.transpose(1, 2), support_labels, ways, C, ridge)
-    return ((query64 @ support64.transpose(1, 2)) @ alpha).to(support.dtype)
+    """Query scores (E, Q, ways) of the SVM fitted to each episode's support set; differentiable.
+
+    Solved in float64 with autocast off (under bf16 autocast the Gram matrices would be bf16,
+    and torch.linalg rejects bf16); the scores come back in float32 (float64 for float64 input)."""
+    with torch.autocast(support.device.type, enabled=False):
+        support64, query64 = support.double(), query.double()
+        alpha = crammer_singer_dual(support64 @ support64.transpose(1, 2), support_labels, ways, C, ridge)
+        scores = (query64 @ support64.transpose(1, 2)) @ alpha
+    return scores.to(torch.promote_types(support.dtype, torch.float32))
 
 
 def crammer_singer_dual(kernel, labels, ways, C, ridge):

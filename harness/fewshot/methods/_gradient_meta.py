@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from harness.fewshot.methods._base import FewShotMethod, class_major_labels
+from harness.fewshot.methods._base import FewShotMethod, class_major_labels, train_ways
 
 
 def inner_loop(loss: Callable[[dict], torch.Tensor], params: dict, steps: int, lr: float,
@@ -33,8 +33,18 @@ def inner_loop(loss: Callable[[dict], torch.Tensor], params: dict, steps: int, l
     """``steps`` plain gradient-descent steps on ``loss(params)``; returns the fast weights."""
     for _ in range(steps):
         grads = torch.autograd.grad(loss(params), list(params.values()), create_graph=create_graph)
-        params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
+        params = {name: same_layout(p - lr * g, p) for (name, p), g in zip(params.items(), grads)}
     return params
+
+
+def same_layout(new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+    """``new`` with ``old``'s strides (differentiably): a conv weight's gradient can come back
+    channels-first, and such a fast weight would turn the rest of the inner loop's convolutions
+    channels-first under ``channels_last`` (strides, not ``is_contiguous``, decide it: a
+    1-input-channel weight is "contiguous" in both formats)."""
+    if new.stride() == old.stride():
+        return new
+    return torch.empty_like(old).copy_(new)
 
 
 @contextlib.contextmanager
@@ -82,11 +92,15 @@ class GradientMetaLearner(FewShotMethod):
 
         return inner_loop(support_loss, dict(self.named_parameters()), steps, self.inner_lr, create_graph)
 
+    @property
+    def validation_passes(self) -> int:
+        return self.test_inner_steps + 1  # one support pass per inner step, one query pass
+
     def task_loss(self, images, classes, shots):
         support, support_labels, query, query_labels = split_task(images, len(classes), shots)
         fast = self.adapt(support, support_labels, self.inner_steps, self.second_order)
         logits = functional_call(self, fast, (query,))
-        return F.cross_entropy(logits, query_labels), (logits.argmax(1) == query_labels).float().mean()
+        return self.loss(logits, query_labels), (logits.argmax(1) == query_labels).float().mean()
 
     def adapt_and_score(self, support, support_labels, query, ways):
         assert ways == self.head.out_features, "the head was built for config['ways'] classes"
@@ -98,6 +112,9 @@ class GradientMetaLearner(FewShotMethod):
 
 def add_head_and_inner_loop(method, backbone, config) -> None:
     """The linear head and inner-loop settings shared by MAML, FOMAML and ANIL."""
+    if train_ways(config) != config["ways"]:
+        raise ValueError(f"train_ways: {type(method).__name__}'s head has `ways` = {config['ways']} outputs, "
+                         f"so it cannot train on {train_ways(config)}-way tasks")
     method.head = nn.Linear(backbone.out_dim, config["ways"])
     method.inner_steps = int(config.get("inner_steps", 5))
     method.inner_lr = float(config.get("inner_lr", 0.01))

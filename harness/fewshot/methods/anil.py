@@ -40,7 +40,7 @@ class ANIL(FewShotMethod):
         support, support_labels, query, query_labels = split_task(self.backbone(images), ways, shots)
         head = self.adapt_head(support, support_labels, self.inner_steps, create_graph=True)
         logits = F.linear(query, head["weight"], head["bias"])
-        return F.cross_entropy(logits, query_labels), (logits.argmax(1) == query_labels).float().mean()
+        return self.loss(logits, query_labels), (logits.argmax(1) == query_labels).float().mean()
 
     def adapt_and_score(self, support, support_labels, query, ways):
         assert ways == self.head.out_features, "the head was built for config['ways'] classes"

@@ -5,8 +5,10 @@ classes, applied without bias, so every task is a linear classifier on shared
 features. All (shots + queries) images of a task are classified (no support/query
 split in training); the loss is the mean cross-entropy, first order. Features may be
 L2-normalised before the head (``feature_norm``). The head is initialised Kaiming
-uniform (a = sqrt(5)) scaled by sqrt(num_train_classes / ways), as the official code
-does. Evaluation: logistic regression on frozen, L2-normalised features.
+uniform (a = sqrt(5)) scaled by sqrt(num_train_classes / train ways), as the official code
+does (``train_ways``, null = ways). Evaluation: logistic regression on frozen, L2-normalised
+features. The official code validates on a fresh sample of tasks each epoch, with 30
+queries per class (``val_resample``, ``val_queries`` in ``suites/wang2021.yaml``).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from harness.fewshot.methods import register
-from harness.fewshot.methods._base import FewShotMethod, class_major_labels
+from harness.fewshot.methods._base import FewShotMethod, class_major_labels, train_ways
 
 
 @register("mtl", version="1", uses={"eval_head": "logreg"})
@@ -27,7 +29,7 @@ class MTL(FewShotMethod):
         self.head = nn.Parameter(torch.empty(num_train_classes, backbone.out_dim))
         nn.init.kaiming_uniform_(self.head, a=math.sqrt(5))
         with torch.no_grad():
-            self.head.mul_(math.sqrt(num_train_classes / config["ways"]))
+            self.head.mul_(math.sqrt(num_train_classes / train_ways(config)))
 
     def task_loss(self, images, classes, shots):
         features = self.backbone(images)
@@ -35,4 +37,4 @@ class MTL(FewShotMethod):
             features = F.normalize(features, dim=1)
         logits = features @ self.head[classes].t()
         labels = class_major_labels(len(classes), len(images) // len(classes), images.device)
-        return F.cross_entropy(logits, labels), (logits.argmax(1) == labels).float().mean()
+        return self.loss(logits, labels), (logits.argmax(1) == labels).float().mean()

@@ -2,28 +2,42 @@
 
 Each class's prototype is the mean support embedding; a query is scored by the
 negative squared Euclidean distance to each prototype, trained with cross-entropy
-on the queries. Evaluation defaults to the same nearest-centroid rule.
+on the queries. With ``protonet_scale`` the scores are MetaOptNet's ProtoNet head
+(kjunelee/MetaOptNet, models/classification_heads.py, ``ProtoNetHead(normalize=True)``
+inside ``ClassificationHead``, whose learnable scale starts at 1):
+
+    logits = scale * (-||q - p_c||^2) / D,     D = the feature dimension.
+
+The distances are computed in float32. Evaluation defaults to the same nearest-centroid
+rule (a positive scale and the division by D do not change the argmax). Embedding and
+loss: see ``_episodic`` (``separate_passes``, ``label_smoothing``).
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from harness.fewshot.methods import register
-from harness.fewshot.methods._base import FewShotMethod, class_major_labels
+from harness.fewshot.methods._episodic import EpisodicMethod
 
 
 @register("protonet", version="1", uses={"eval_head": "centroid"})
-class ProtoNet(FewShotMethod):
-    def task_loss(self, images, classes, shots):
-        ways = len(classes)
-        features = self.backbone(images).view(ways, -1, self.backbone.out_dim)
-        prototypes = features[:, :shots].mean(dim=1)
-        queries = features[:, shots:].reshape(-1, features.shape[-1])
-        logits = -squared_distances(queries, prototypes)
-        labels = class_major_labels(ways, features.shape[1] - shots, images.device)
-        return F.cross_entropy(logits, labels), (logits.argmax(1) == labels).float().mean()
+class ProtoNet(EpisodicMethod):
+    def __init__(self, backbone, config, num_train_classes):
+        super().__init__(backbone, config, num_train_classes)
+        self.scaled = bool(config.get("protonet_scale"))
+        if self.scaled:
+            self.scale = nn.Parameter(torch.tensor(1.0))
+
+    def logits(self, support, support_labels, query, ways):
+        tasks, examples, dim = support.shape
+        prototypes = support.float().reshape(tasks, ways, examples // ways, dim).mean(2)  # class-major support
+        logits = -squared_distances(query.float(), prototypes)
+        if self.scaled:
+            logits = self.scale * logits / dim
+        return logits
 
 
 def squared_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(-1)
+    """||a_i - b_j||^2 for a (..., n, D) and b (..., m, D): (..., n, m)."""
+    return (a.unsqueeze(-2) - b.unsqueeze(-3)).pow(2).sum(-1)
