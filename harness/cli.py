@@ -105,16 +105,34 @@ def cmd_plan(args) -> None:
     suite, specs, store = planned(args)
     scan = store.scan(specs)
     warn(scan.warnings + stale(specs, scan))
+    groups = _estimate_groups(suite, specs, scan, store) if getattr(args, "estimate", False) else None
     if args.format == "json":
         runs = [{"run_id": spec.run_id, "status": scan.states[spec.run_id].status, "label": spec.label(),
                  "config": spec.config} for spec in specs]
-        print(json.dumps({"suite": suite.name, "family": suite.family, "runs": runs}, indent=1))
+        document = {"suite": suite.name, "family": suite.family, "runs": runs}
+        if groups is not None:
+            from harness.estimate import as_dict
+
+            document["estimate"] = as_dict(groups)
+        print(json.dumps(document, indent=1))
         return
     fixed = list(families.get(suite.family).plan_columns)
     columns = fixed + [axis for axis in suite.axes if axis not in fixed]
     rows = [[spec.run_id, scan.states[spec.run_id].status] + [spec.config[c] for c in columns] for spec in specs]
     print(tabulate(rows, headers=["run_id", "status"] + columns, tablefmt="github", disable_numparse=True))
     print(_counts_line(scan, specs))
+    if groups is not None:
+        from harness.estimate import text
+
+        print(text(groups), end="")
+
+
+def _estimate_groups(suite, specs, scan, store):
+    """`plan --estimate`: the pending runs' expected cost, from the finished runs of the results folder."""
+    from harness.estimate import estimate, finished_runs
+
+    pending = [spec for spec in specs if scan.states[spec.run_id].status == "pending"]
+    return estimate(suite, pending, finished_runs(suite, specs, scan, store.root))
 
 
 def _counts_line(scan, specs) -> str:
@@ -307,8 +325,13 @@ def preflight(suite, specs, cluster: str, resources_of) -> None:
                 raise HarnessError(f"{suite.path}: run {spec.run_id} ({spec.label()}): {problem}")
 
 
-def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=None) -> None:
+def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=None, options: dict | None = None) -> None:
+    """Build the report (with the family's own builder when it has one) and write it to
+    results/<suite>/REPORT.md (report.csv, report.tex, report.json), and to ``out``."""
+    import inspect
+
     from harness.api import load_target
+    from harness.report import REPORT_FILES
 
     family = families.get(suite.family)
     if out and Path(out).is_dir():
@@ -316,9 +339,13 @@ def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=Non
     build = load_target(family.report) if family.report else None
     if build is None:
         from harness.report import build
-    text, warnings = build(suite, store, fmt)
+    formats = getattr(sys.modules.get(build.__module__), "FORMATS", ("markdown", "csv"))
+    if fmt not in formats:
+        raise HarnessError(f"--format {fmt}: the {family.name} report does not write it (it writes: {', '.join(formats)})")
+    takes_options = len(inspect.signature(build).parameters) >= 4
+    text, warnings = build(suite, store, fmt, options) if takes_options else build(suite, store, fmt)
     warn(warnings)
-    paths = {store.dir / ("REPORT.md" if fmt == "markdown" else "report.csv")}
+    paths = {store.dir / REPORT_FILES[fmt]}
     if out:
         paths.add(Path(out))
     for path in paths:
@@ -360,8 +387,98 @@ def require_data(specs) -> None:
 
 
 def cmd_report(args) -> None:
-    suite, _, store = planned(args)
-    _write_report(suite, store, args.format, args.out, echo=True)
+    from harness.report import FORMATS
+
+    if args.format not in FORMATS:
+        raise HarnessError(f"--format {args.format}: unknown format (known: {', '.join(FORMATS)})")
+    suite, specs, store = planned(args)
+    methods = sorted({spec.config["method"] for spec in specs})
+    if args.baseline is not None and args.baseline not in methods:
+        raise HarnessError(f"--baseline {args.baseline}: no run of this suite has that method (methods: {', '.join(methods)})")
+    _write_report(suite, store, args.format, args.out, echo=True, options={"plots": args.plots, "baseline": args.baseline})
+
+
+def cmd_compare(args) -> None:
+    """`harness compare A B` (results folders) or `harness compare SUITE --rev A --rev B` (git revisions)."""
+    import tempfile
+
+    from harness import compare
+    from harness.store import results_root
+
+    fmt = args.format or "markdown"
+    if fmt not in ("markdown", "json"):
+        raise HarnessError(f"--format {fmt}: unknown format (known: markdown, json)")
+    if args.rev is not None:
+        if len(args.rev) != 2 or len(args.paths) != 1:
+            raise HarnessError("compare SUITE --rev A --rev B: give one suite and exactly two revisions")
+        if args.suite:
+            raise HarnessError("--suite: with --rev the suite is the command's argument")
+        suite = _compare_suite(args.paths[0], required=True)
+        folder = results_root(args.results) / suite.name
+        with tempfile.TemporaryDirectory(prefix="harness-compare-") as temp:
+            sides = [compare.read_side(rev, compare.revision_folder(folder, rev, Path(temp) / str(i)), suite.family,
+                                       args.metric) for i, rev in enumerate(args.rev)]
+            result = compare.compare(*sides, suite, args.metric)
+    else:
+        if len(args.paths) != 2:
+            raise HarnessError("compare A B: give two results folders (or SUITE --rev A --rev B)")
+        suite = _compare_suite(args.suite) if args.suite else None
+        name = suite.name if suite is not None else args.suite
+        sides = [compare.read_side(path, compare.suite_folder(Path(path), name), suite.family if suite else None,
+                                   args.metric) for path in args.paths]
+        result = compare.compare(*sides, suite, args.metric)
+    print(compare.markdown(result, suite) if fmt == "markdown" else compare.as_json(result), end="" if fmt == "markdown" else "\n")
+    if args.fail_on_change and result.moved:
+        sys.stdout.flush()
+        print(f"harness: {len(result.moved)} of {len(result.changes)} cells moved beyond their 95% intervals", file=sys.stderr)
+        raise SystemExit(1)
+
+
+def _compare_suite(text: str, required: bool = False):
+    """The suite a compare names: a suite file (or one in ./suites); else, without --rev, just
+    the name of its results folder (None: the records' own specs say what the cells are)."""
+    from harness.suite import NAME_PATTERN
+
+    path = resolve_suite_path(text)
+    if path.is_file() or required or not NAME_PATTERN.match(text):
+        suite = load_suite(path)
+        warn(suite.warnings)
+        return suite
+    return None
+
+
+def _run_of(args):
+    """The store and full id of the run `log` / `show` name (unique prefixes allowed)."""
+    from harness.runinfo import find_run
+    from harness.store import results_root
+
+    name = args.suite
+    if name is not None and (resolve_suite_path(name).is_file()):
+        name = load_suite(resolve_suite_path(name)).name
+    return find_run(results_root(args.results), args.run_id, name)
+
+
+def cmd_log(args) -> None:
+    from harness.runinfo import log_lines, log_parts, tail_count
+
+    tail = tail_count(args.tail)
+    store, run_id = _run_of(args)
+    parts = log_parts(store, run_id)
+    if not parts:
+        raise HarnessError(f"run {store.suite}/{run_id}: no log yet ({store.log_path(run_id)})")
+    for line in log_lines(parts, tail):
+        sys.stdout.write(line)
+
+
+def cmd_show(args) -> None:
+    from harness.runinfo import show
+
+    store, run_id = _run_of(args)
+    planned_config = None
+    if args.suite is not None and resolve_suite_path(args.suite).is_file():
+        suite = load_suite(resolve_suite_path(args.suite))
+        planned_config = next((spec.config for spec in expand(suite) if spec.run_id == run_id), None)
+    print(show(store, run_id, planned_config), end="")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -385,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan = suite_command("plan", cmd_plan, "the expanded grid, one row per run, with status")
     plan.add_argument("--format", choices=("table", "json"), default="table",
                       help="json: every run's id, status and fully resolved config")
+    plan.add_argument("--estimate", action="store_true",
+                      help="also the expected wall-clock and GPU-hours of the pending runs, from finished runs "
+                           "of the same method, dataset and backbone in the results folder")
     run = suite_command("run", cmd_run, "run every pending run")
     run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local")
     run.add_argument("--max-parallel", type=int, default=None, metavar="N",
@@ -422,9 +542,40 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_argument("name", nargs="?")
     sources.set_defaults(func=cmd_data_sources)
     report = suite_command("report", cmd_report, "tables of accuracy with intervals vs reported numbers")
-    report.add_argument("--format", choices=("markdown", "csv"), default="markdown")
+    report.add_argument("--format", default="markdown", metavar="FORMAT",
+                        help="markdown (REPORT.md), csv (report.csv, tidy), latex (report.tex, booktabs), json (report.json)")
     report.add_argument("--out", default=None, help="also write the report here")
+    report.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
+                        help="draw the figures (PNG beside the report) and link them (default: on for markdown)")
+    report.add_argument("--baseline", default=None, metavar="METHOD",
+                        help="compare every other method with this one, paired where the runs allow "
+                             "(default: the suite's report.baseline)")
+    add_run_commands(commands)
     return parser
+
+
+def add_run_commands(commands) -> None:
+    """The sub-parsers of compare, log and show."""
+    compare = commands.add_parser("compare", help="how each cell moved between two results folders, or two git revisions")
+    compare.add_argument("paths", nargs="+", metavar="A B | SUITE",
+                         help="two results folders (results/<suite>, or results roots with --suite); with --rev, the suite")
+    compare.add_argument("--rev", action="append", metavar="REV",
+                         help="twice: compare the suite's committed records at these two git revisions (A, then B)")
+    compare.add_argument("--suite", default=None, help="suite file (its cells and metric) or the suite's folder name")
+    compare.add_argument("--metric", default=None, help="default: the family's headline metric")
+    compare.add_argument("--format", default=None, metavar="FORMAT", help="markdown (default) or json")
+    compare.add_argument("--fail-on-change", action="store_true", help="exit 1 when any cell moved beyond its 95%% interval")
+    compare.add_argument("--results", default=argparse.SUPPRESS, help="results folder (with --rev)")
+    compare.set_defaults(func=cmd_compare)
+    for name, func, help_text in (("log", cmd_log, "a run's log (run.log, after its older parts run.log.1, .2, ...)"),
+                                  ("show", cmd_show, "a run's config, components, status, metrics, timing and env")):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("run_id", help="a run id, or a unique prefix of one")
+        sub.add_argument("--suite", default=None, help="look only in this suite (its name or file)")
+        sub.add_argument("--results", default=argparse.SUPPRESS, help="results folder (also accepted before the command)")
+        if name == "log":
+            sub.add_argument("--tail", default=None, metavar="N", help="only the last N lines")
+        sub.set_defaults(func=func)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,20 +5,35 @@ For each cell (runs that differ only by seed) and each declared metric: the mean
 seeds ± the 95% t-interval across seeds; per-seed intervals over the metric's samples
 when it has some (test episodes); the reported number, the difference and whether they
 agree (``harness.stats.agreement``); lower-is-better metrics marked ↓; wall-clock and
-GPU-hours. A family may replace it (``Family.report``) and reuse its pieces.
+GPU-hours. With a baseline (the suite's ``report: {baseline: ...}`` or ``--baseline``):
+every other method's paired difference to it (``compare_cells``). Plots (``harness.plots``)
+are written beside the report and linked. Formats: markdown, csv (tidy), latex
+(booktabs), json.
+
+A family may replace it (``Family.report``) and reuse its pieces: ``header_lines``,
+``footer_lines``, ``group_keys``, ``collect``, ``summarize``, ``metric_table``,
+``compare_cells`` / ``comparison_table``, ``latex_table``, ``plain`` (JSON-safe values),
+``report_warnings``; a family report module may declare ``FORMATS`` (default: markdown
+and csv), the formats its ``build`` writes.
 """
 from __future__ import annotations
 
+import json
 import math
+from pathlib import PurePath
 
 import pandas as pd
 from tabulate import tabulate
 
-from harness import families
+from harness import HarnessError, families
+from harness import plots
 from harness.spec import expand
-from harness.stats import agreement, reported_error, t_interval
+from harness.stats import agreement, compare_by_sample, compare_by_seed, reported_error, t_interval, verdict
 from harness.store import Store
 from harness.suite import Suite
+
+REPORT_FILES = {"markdown": "REPORT.md", "csv": "report.csv", "latex": "report.tex", "json": "report.json"}
+FORMATS = tuple(REPORT_FILES)
 
 
 def group_keys(suite: Suite) -> list[str]:
@@ -48,6 +63,7 @@ def collect(suite: Suite, store: Store):
             "total_seconds": timing.get("total_seconds"),
             "device": (record.get("env") or {}).get("device"),
             "gpus": suite.resources_for(spec.config).gpus,  # what the run asked for, overrides included
+            "cpus": suite.resources_for(spec.config).cpus,
             "error": first_line((record.get("error") or {}).get("message")) if state.status == "failed" else None,
             "log": record.get("log"),
         })
@@ -84,12 +100,13 @@ def summarize(suite: Suite, runs: pd.DataFrame, metric: str | None = None) -> pd
                "seeds": across.n, "mean": across.mean, "ci95": across.half_width, "seed_values": values,
                "seed_list": list(group["seed"]),
                "train_seconds": group["train_seconds"].mean(), "eval_seconds": group["eval_seconds"].mean(),
-               "gpu_hours": gpu_hours(group)}
+               "gpu_hours": gpu_hours(group), **training_hours(group)}
         sample_se, sample_df = 0.0, math.inf
         if declared.samples:
             per_seed = [t_interval(samples) for samples in group[f"{declared.name}:samples"]]
             row["per_seed"] = [(seed, i.mean, i.half_width) for seed, i in zip(group["seed"], per_seed)]
             row["samples"] = int(min(i.n for i in per_seed))
+            row["samples_per_seed"] = [i.n for i in per_seed]
             # the test units all seeds share: their sampling variance, averaged over seeds
             usable = [i for i in per_seed if i.n > 1]
             if usable:
@@ -115,6 +132,15 @@ def gpu_hours(runs: pd.DataFrame) -> float:
     """GPUs asked for x wall-clock, summed over the runs that ran on a GPU."""
     on_gpu = runs["device"].fillna("").astype(str).str.startswith("cuda")
     return float((runs["total_seconds"].astype(float) * runs["gpus"])[on_gpu].sum() / 3600)
+
+
+def training_hours(runs: pd.DataFrame) -> dict:
+    """Mean training cost per run: GPU-hours (GPUs asked for x training seconds, 0 for a run
+    that did not run on a GPU) and CPU core-hours (cores asked for x training seconds)."""
+    seconds = pd.to_numeric(runs["train_seconds"], errors="coerce")
+    on_gpu = runs["device"].fillna("").astype(str).str.startswith("cuda")
+    gpu = (seconds * runs["gpus"]).where(on_gpu, 0.0).where(seconds.notna())
+    return {"train_gpu_hours": float(gpu.mean() / 3600), "train_cpu_hours": float((seconds * runs["cpus"]).mean() / 3600)}
 
 
 def source_text(entry) -> str:
@@ -154,9 +180,25 @@ def footer_lines(runs: pd.DataFrame, scan) -> list[str]:
     if len(failed):
         lines += ["", "## Failed runs", ""]
         lines += [f"- `{r.run_id}` ({r.label}): {r.error} (log: {r.log})" for r in failed.itertuples()]
-    if scan.warnings:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in scan.warnings]
+    warnings = report_warnings(scan)
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
     return lines
+
+
+FOREIGN = ": not a run folder of this harness; ignored"
+
+
+def report_warnings(scan) -> list[str]:
+    """The store's warnings, less those about the report's own files (REPORT.md and its
+    siblings, the plots): a report regenerates to the same text whatever was there."""
+    def own(warning: str) -> bool:
+        if not warning.endswith(FOREIGN):
+            return False
+        name = PurePath(warning[: -len(FOREIGN)]).name
+        return name in REPORT_FILES.values() or name.endswith(".png")
+
+    return [w for w in scan.warnings if not own(w)]
 
 
 def metric_table(suite: Suite, cells: pd.DataFrame, metric) -> list[str]:
@@ -222,7 +264,269 @@ def notes(metric) -> list[str]:
     return lines
 
 
-def render_markdown(suite: Suite, runs: pd.DataFrame, scan) -> str:
+# -- options --------------------------------------------------------------------------
+
+
+def resolve_options(suite: Suite, fmt: str, options: dict | None) -> dict:
+    """``plots``: as given, else on for markdown only; ``baseline``: as given (``--baseline``),
+    else the suite's ``report: {baseline: ...}``, else None."""
+    if fmt not in FORMATS:
+        raise HarnessError(f"--format {fmt}: unknown format (known: {', '.join(FORMATS)})")
+    options = dict(options or {})
+    plots_on = options.get("plots")
+    options["plots"] = fmt == "markdown" if plots_on is None else bool(plots_on)
+    options["baseline"] = options.get("baseline") or suite.report_options.get("baseline")
+    return options
+
+
+# -- paired comparisons with a baseline -----------------------------------------------
+
+
+def comparison_keys(keys: list[str]) -> list[str]:
+    """The keys of a comparison group: a cell's keys but the method."""
+    return [k for k in keys if k != "method"]
+
+
+def evaluation_keys(family) -> tuple[str, ...]:
+    """The config keys that fix what a run is tested on, by the naming convention of the
+    keys: ``test_*`` and ``eval_*`` (the few-shot test episodes: test_episodes,
+    test_queries, eval_seed, ...). Runs of one comparison group share its keys already."""
+    return tuple(name for name in family.keys if name.startswith(("test_", "eval_")))
+
+
+def shared_keys(family, metric, given=None) -> tuple[str, ...]:
+    """The config keys two runs must agree on to have been tested on the same units:
+    ``given`` (a family report's ``options["shared_by"]``), else the metric's own
+    ``shared_by`` when its family declares one, else ``evaluation_keys``."""
+    if given is not None:
+        return tuple(given)
+    declared = getattr(metric, "shared_by", None)
+    return tuple(declared) if declared is not None else evaluation_keys(family)
+
+
+def differing_keys(configs, baseline_configs, keys) -> list[str]:
+    """The keys on which some run of one side and some run of the other disagree."""
+    return sorted({k for a in configs for b in baseline_configs for k in keys if a.get(k) != b.get(k)})
+
+
+def key_tuple(key) -> tuple:
+    return key if isinstance(key, tuple) else (key,)
+
+
+def groups_by(frame: pd.DataFrame, by: list[str]):
+    """(values of ``by``, rows) for each group, in order; the whole frame when ``by`` is empty."""
+    if not by:
+        return [((), frame)]
+    return [(key_tuple(key), group) for key, group in frame.groupby(by, sort=False, dropna=False)]
+
+
+def compare_cells(suite: Suite, runs: pd.DataFrame, metric: str | None = None, baseline: str | None = None,
+                  shared_by=None) -> pd.DataFrame:
+    """One row per cell whose method is not the baseline: its difference (method - baseline)
+    to the baseline's cell of the same comparison group (the same values of every cell key
+    but the method), with its 95% interval, p-value, verdict and the test used.
+
+    With per-unit samples (test episodes): paired over seeds, or over the units of the one
+    common seed, when both sides were tested on the same units: their configs agree on
+    ``shared_by`` (default ``shared_keys``) and the sample counts are equal; Welch
+    otherwise (``harness.stats.compare_by_sample``). Without samples: paired by seed when
+    the configs agree on ``shared_by``, Welch otherwise (``compare_by_seed``)."""
+    family = families.get(suite.family)
+    declared = family.metric(metric) if metric else family.headline
+    if not baseline or not len(runs):
+        return pd.DataFrame()
+    keys = group_keys(suite)
+    shared_by = shared_keys(family, declared, shared_by)
+    done = runs[runs["status"] == "done"]
+    rows = []
+    for _, group in groups_by(done, comparison_keys(keys)):
+        base = group[group["method"] == baseline]
+        for key, cell in groups_by(group, keys):
+            if cell["method"].iloc[0] == baseline:
+                continue
+            row = {**dict(zip(keys, key)), "metric": declared.name, "baseline": baseline}
+            if not len(base):
+                row.update({"n": len(cell), "n_baseline": 0, "difference": math.nan, "ci95": math.nan,
+                            "p_value": math.nan, "verdict": "n/a", "test": "no baseline run in this group",
+                            "paired": False})
+            else:
+                difference = compare_runs(cell, base, declared, shared_by)
+                row.update({"n": difference.n, "n_baseline": difference.n_baseline, "difference": difference.difference,
+                            "ci95": difference.half_width, "p_value": difference.p_value,
+                            "verdict": verdict(difference, declared.direction), "test": difference.test,
+                            "paired": difference.paired})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare_runs(cell: pd.DataFrame, base: pd.DataFrame, metric, shared_by):
+    """The ``harness.stats.Difference`` of one cell's runs to the baseline's runs."""
+    differ = differing_keys(list(cell["config"]), list(base["config"]), shared_by)
+    why_not = f"{', '.join(differ)} differ" if differ else ""
+    if metric.samples:
+        column = f"{metric.name}:samples"
+        return compare_by_sample(dict(zip(cell["seed"], cell[column])), dict(zip(base["seed"], base[column])),
+                                 shared=not differ, unit=metric.samples_name, why_not=why_not)
+    return compare_by_seed(dict(zip(cell["seed"], cell[metric.name].astype(float))),
+                           dict(zip(base["seed"], base[metric.name].astype(float))), paired=not differ, why_not=why_not)
+
+
+def difference_text(difference: float, half: float) -> str:
+    if difference is None or math.isnan(difference):
+        return ""
+    return f"{difference:+.2f}" if half is None or math.isnan(half) else f"{difference:+.2f} ± {half:.2f}"
+
+
+def p_text(p_value) -> str:
+    if p_value is None or math.isnan(p_value):
+        return ""
+    return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
+
+
+def count_text(row) -> str:
+    return str(row["n"]) if row["paired"] else f"{row['n']} vs {row['n_baseline']}"
+
+
+def comparison_table(suite: Suite, comparisons: pd.DataFrame, metric, keys: list[str] | None = None) -> list[str]:
+    """The markdown table of ``compare_cells`` rows (any family's: ``keys`` name the
+    columns, default the generic cell keys), with the definitions of the tests used."""
+    keys = keys or group_keys(suite)
+    if not len(comparisons):
+        return ["No other method to compare with the baseline."]
+    arrow = " ↓" if metric.lower_is_better else ""
+    table = [[row[k] for k in keys] + [count_text(row), difference_text(row["difference"], row["ci95"]),
+                                       p_text(row["p_value"]), row["verdict"], row["test"]]
+             for _, row in comparisons.iterrows()]
+    headers = keys + ["n", f"diff{arrow} ± 95% CI", "p", "verdict", "test"]
+    return [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "",
+            *comparison_notes(comparisons, metric)]
+
+
+def comparison_notes(comparisons: pd.DataFrame, metric) -> list[str]:
+    """What each test used in ``comparisons`` computes, and the verdict rule."""
+    unit = metric.samples_name
+    tests = " ".join(comparisons["test"]) if len(comparisons) else ""
+    lines = [f"Diff: {metric.name} of the method minus the baseline's; n: the pairs (paired tests) or the values "
+             "behind each side (Welch)."]
+    if "paired t over seeds" in tests:
+        if metric.samples:
+            lines.append(f"Paired t over seeds (shared {unit}): every method and seed was tested on the same {unit}; "
+                         f"for each seed s both ran, d_s = mean over the {unit} of (method - baseline) = the difference "
+                         f"of the two seed means; diff = mean of the d_s ± t(0.975, k-1) sd(d_s)/sqrt(k) "
+                         f"(scipy's ttest_rel of the seed means). It is conditional on this test set: the spread of "
+                         f"training seeds, not the sampling of new {unit}.")
+        else:
+            lines.append("Paired t over seeds: the runs of one seed share what the seed fixes (data order); "
+                         "d_s = method - baseline for each seed s both ran; diff = mean of the d_s ± "
+                         "t(0.975, k-1) sd(d_s)/sqrt(k) (scipy's ttest_rel).")
+    if f"paired t over {unit} (seed" in tests:
+        lines.append(f"Paired t over {unit}: one seed in common; the per-{unit.rstrip('s')} differences of the two "
+                     f"runs, mean ± t(0.975, n-1) sd/sqrt(n) (scipy's ttest_rel of the per-{unit.rstrip('s')} "
+                     f"values): the comparison of two trained models, without seed-to-seed variation.")
+    if "Welch" in tests:
+        lines.append("Welch: the runs cannot be paired (the reason is given); difference of the means ± t(0.975, df) "
+                     "sqrt(s1²/n1 + s2²/n2), Welch-Satterthwaite df (scipy's ttest_ind, equal_var=False)"
+                     + (f"; '+ {unit} error' adds each side's sampling error of the {unit} its seeds share."
+                        if f"+ {unit} error" in tests else "."))
+    lines.append(f"Verdict: better or worse ({'lower' if metric.lower_is_better else 'higher'} is better) when the "
+                 "95% interval excludes 0 (two-sided, 5%), else indistinguishable; each comparison on its own, not "
+                 "corrected for multiplicity.")
+    return lines
+
+
+def comparison_lines(suite: Suite, runs: pd.DataFrame, baseline: str, shared_by=None) -> list[str]:
+    """The markdown section of the paired comparisons, one table per metric."""
+    family = families.get(suite.family)
+    lines = []
+    for metric in family.metrics:
+        title = f"## Paired comparisons with {baseline}" + (f": {metric.name}" if len(family.metrics) > 1 else "")
+        comparisons = compare_cells(suite, runs, metric.name, baseline, shared_by)
+        lines += ["", title, "", *comparison_table(suite, comparisons, metric)]
+    return lines
+
+
+# -- figures --------------------------------------------------------------------------
+
+
+def panel_title(by: list[str], values: tuple) -> str:
+    return ", ".join(str(v) if k == "dataset" else f"{k} {v}" for k, v in zip(by, values))
+
+
+def cost_figure(suite: Suite, runs: pd.DataFrame, store: Store, metric) -> dict | None:
+    """``<metric>_vs_training_cost.png``: a panel per comparison group, per method its mean ±
+    95% interval across seeds against its mean training GPU-hours per run (CPU
+    core-hours when no run used a GPU), the reported number as a hollow diamond.
+    Returns the figure's description for the report, or None when nothing was drawn."""
+    cells = summarize(suite, runs, metric.name)
+    if not len(cells):
+        return None
+    gpu = bool((cells["train_gpu_hours"] > 0).any())
+    column = "train_gpu_hours" if gpu else "train_cpu_hours"
+    cost = "GPU-hours" if gpu else "CPU core-hours"
+    keys = group_keys(suite)
+    by = comparison_keys(keys)
+    costs = [c for c in cells[column] if math.isfinite(c)]
+    unit = f" ({metric.unit})" if metric.unit else ""
+    panels, left_out = [], []
+    for values, group in groups_by(cells, by):
+        plotted = [cell for _, cell in group.iterrows() if math.isfinite(cell[column])]
+        left_out += [f"{panel_title(by, values)} {cell['method']}".strip() for _, cell in group.iterrows()
+                     if not math.isfinite(cell[column])]
+        panels.append(plots.Panel(panel_title(by, values) or suite.name, tuple(cost_point(c, column) for c in plotted),
+                                  xlabel=f"training {cost} per run", ylabel=f"{metric.name}{unit}",
+                                  log_x=plots.use_log_scale(costs)))
+    name = plots.file_name(f"{metric.name}_vs_training_cost")
+    if plots.draw(panels, store.dir / name, legend="reported") is None:
+        return {"file": None, "left_out": left_out}
+    caption = (f"{metric.name} (mean over seeds ± the 95% t-interval across seeds) against the mean training {cost} "
+               f"per run; hollow diamonds: the reported numbers.")
+    return {"file": name, "alt": f"{metric.name} against training {cost}", "caption": caption, "left_out": left_out}
+
+
+def cost_point(cell, column: str) -> plots.Point:
+    """A cell as a point: x its training cost, y its mean, its interval, its reported number."""
+    reported = cell.get("reported")
+    known = isinstance(reported, (int, float)) and math.isfinite(reported)
+    return plots.Point(cell["method"], float(cell[column]), float(cell["mean"]), float(cell["ci95"]),
+                       float(reported) if known else None)
+
+
+def draw_figures(suite: Suite, runs: pd.DataFrame, store: Store) -> list[dict]:
+    """The generic report's figures (the headline metric against training cost)."""
+    family = families.get(suite.family)
+    if not len(runs) or not (runs["status"] == "done").any():
+        return []
+    figure = cost_figure(suite, runs, store, family.headline)
+    return [figure] if figure else []
+
+
+def figures_or_warning(draw) -> tuple[list[dict], list[str]]:
+    """The figures ``draw()`` makes; none, and a warning, when matplotlib is not installed
+    (a report must not fail at the end of a long ``harness run`` for want of plots)."""
+    try:
+        return draw(), []
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] != "matplotlib":
+            raise
+        return [], ["plots skipped: matplotlib is not installed (pip install matplotlib; or --no-plots)"]
+
+
+def figure_lines(figures: list[dict]) -> list[str]:
+    """The markdown of the figures: a relative link to each PNG, its caption."""
+    lines = []
+    for figure in figures:
+        if figure.get("file"):
+            lines += ["", f"![{figure['alt']}]({figure['file']})", "", figure["caption"]]
+        if figure.get("left_out"):
+            lines += ["", "Not plotted (no training time recorded): " + "; ".join(figure["left_out"]) + "."]
+    return ["", "## Plots", *lines] if lines else []
+
+
+# -- markdown ---------------------------------------------------------------------------
+
+
+def render_markdown(suite: Suite, runs: pd.DataFrame, scan, baseline: str | None = None, figures=(),
+                    shared_by=None) -> str:
     family = families.get(suite.family)
     lines = header_lines(suite, runs)
     done = len(runs) and (runs["status"] == "done").any()
@@ -234,24 +538,343 @@ def render_markdown(suite: Suite, runs: pd.DataFrame, scan) -> str:
                 lines += [f"## {metric.name}", ""]
             lines += metric_table(suite, summarize(suite, runs, metric.name), metric) + [""]
         lines.pop()
+        if baseline:
+            lines += comparison_lines(suite, runs, baseline, shared_by)
+        lines += figure_lines(list(figures))
     return "\n".join(lines + footer_lines(runs, scan)) + "\n"
 
 
-def render_csv(suite: Suite, runs: pd.DataFrame) -> str:
-    family = families.get(suite.family)
-    frames = [summarize(suite, runs, metric.name) for metric in family.metrics] if len(runs) else []
-    cells = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else pd.DataFrame()
-    if not len(cells):
+# -- csv: tidy, one row per run, per cell and per comparison ---------------------------
+
+
+CSV_COLUMNS = ["seed", "metric", "value", "ci95", "interval", "seeds", "samples", "status", "run_id", "reported",
+               "reported_interval", "reported_kind", "reported_se", "source", "diff", "bound", "agrees", "baseline",
+               "n", "n_baseline", "p_value", "verdict", "train_seconds", "eval_seconds", "gpu_hours", "train_gpu_hours",
+               "train_cpu_hours", "error"]
+
+
+def tidy_csv(rows: list[dict], columns: list[str]) -> str:
+    """CSV of ``rows`` with exactly ``columns``; missing and nan values are empty cells."""
+    if not rows:
         return ""
-    flat = cells.drop(columns=[c for c in ("per_seed", "seed_values", "seed_list") if c in cells]).copy()
-    if "per_seed" in cells:
-        flat["per_seed"] = [";".join(f"{s}:{m:.4f}:{h:.4f}" for s, m, h in c) if isinstance(c, list) else ""
-                            for c in cells["per_seed"]]
-    return flat.to_csv(index=False)
+    frame = pd.DataFrame([{c: _csv_value(row.get(c)) for c in columns} for row in rows], columns=columns, dtype=object)
+    return frame.to_csv(index=False)
+
+
+def _csv_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def run_rows(suite: Suite, runs: pd.DataFrame, metric) -> list[dict]:
+    keys = group_keys(suite)
+    rows = []
+    for _, run in runs.iterrows():
+        row = {"row": "run", **{k: run[k] for k in keys}, "seed": run["seed"], "metric": metric.name,
+               "status": run["status"], "run_id": run["run_id"], "train_seconds": run["train_seconds"],
+               "eval_seconds": run["eval_seconds"], "error": run["error"]}
+        if run["status"] == "done":
+            row["value"] = float(run[metric.name])
+            if metric.samples:
+                interval = t_interval(run[f"{metric.name}:samples"])
+                row.update({"ci95": interval.half_width, "samples": interval.n,
+                            "interval": f"95% t over {metric.samples_name}"})
+        rows.append(row)
+    return rows
+
+
+def cell_rows(suite: Suite, cells: pd.DataFrame, metric) -> list[dict]:
+    keys = group_keys(suite)
+    rows = []
+    for _, cell in cells.iterrows():
+        row = {"row": "cell", **{k: cell[k] for k in keys}, "metric": metric.name, "value": cell["mean"],
+               "ci95": cell["ci95"], "interval": "95% t across seeds", "seeds": cell["seeds"],
+               "samples": cell.get("samples"), **{c: cell[c] for c in (
+                   "train_seconds", "eval_seconds", "gpu_hours", "train_gpu_hours", "train_cpu_hours")}}
+        if isinstance(cell.get("source"), str):
+            row.update({"reported": cell["reported"], "reported_interval": cell["reported_interval"],
+                        "reported_kind": cell["reported_kind"], "reported_se": cell["reported_se"],
+                        "source": cell["source"], "diff": cell["diff"], "bound": cell["bound"], "agrees": cell["agrees"]})
+        rows.append(row)
+    return rows
+
+
+def comparison_rows(comparisons: pd.DataFrame, keys: list[str]) -> list[dict]:
+    return [{"row": "comparison", **{k: row[k] for k in keys}, "metric": row["metric"], "value": row["difference"],
+             "ci95": row["ci95"], "interval": row["test"], "baseline": row["baseline"], "n": row["n"],
+             "n_baseline": row["n_baseline"], "p_value": row["p_value"], "verdict": row["verdict"]}
+            for _, row in comparisons.iterrows()]
+
+
+def render_csv(suite: Suite, runs: pd.DataFrame, baseline: str | None = None, shared_by=None) -> str:
+    """Tidy CSV: a ``row`` column says what each row is: ``run`` (one per planned run and
+    metric: its value, the interval over its samples, status), ``cell`` (the mean over
+    seeds, the interval across seeds, the reported number and agreement) or
+    ``comparison`` (the difference to the baseline, its interval, the test in
+    ``interval``, p-value, verdict)."""
+    family = families.get(suite.family)
+    if not len(runs):
+        return ""
+    keys = group_keys(suite)
+    rows, cells, comparisons = [], [], []
+    for metric in family.metrics:
+        rows += run_rows(suite, runs, metric)
+        cells += cell_rows(suite, summarize(suite, runs, metric.name), metric)
+        comparisons += comparison_rows(compare_cells(suite, runs, metric.name, baseline, shared_by), keys)
+    return tidy_csv(rows + cells + comparisons, ["row", *keys, *CSV_COLUMNS])
+
+
+# -- latex: booktabs tables -----------------------------------------------------------
+
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+LATEX_SYMBOLS = str.maketrans({"±": r"$\pm$", "↓": r"$\downarrow$", "×": r"$\times$", "²": r"$^2$", "≈": r"$\approx$",
+                               "≤": r"$\le$"})
+
+
+def latex_escape(text) -> str:
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text)).translate(LATEX_SYMBOLS)
+
+
+def latex_pm(mean, half, digits: int = 2) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return ""
+    if half is None or (isinstance(half, float) and math.isnan(half)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} $\\pm$ {half:.{digits}f}"
+
+
+def bold(text: str) -> str:
+    return f"\\textbf{{{text}}}" if text else text
+
+
+def best_mask(values, direction: str) -> list[bool]:
+    """Which values are the best (ties all), by direction; none when fewer than 2 are finite."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if len(finite) < 2:
+        return [False] * len(values)
+    best = max(finite) if direction == "higher" else min(finite)
+    return [v is not None and math.isfinite(v) and v == best for v in values]
+
+
+def latex_table(headers: list[str], rows: list[list[str]], caption: str, label: str, breaks=(),
+                align: str | None = None) -> list[str]:
+    """A booktabs table (``\\usepackage{booktabs}``). ``headers`` are plain text (escaped
+    here); ``rows`` are LaTeX already; ``breaks``: row indices that start a new group
+    (a ``\\midrule`` before them)."""
+    align = align or "l" * len(headers)
+    lines = ["\\begin{table}[ht]", "\\centering", f"\\caption{{{caption}}}", f"\\label{{{label}}}",
+             f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(latex_escape(h) for h in headers) + " \\\\",
+             "\\midrule"]
+    for i, row in enumerate(rows):
+        if i in breaks and i:
+            lines.append("\\midrule")
+        lines.append(" & ".join(row) + " \\\\")
+    return lines + ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+
+
+def latex_label(*parts) -> str:
+    return "tab:" + "-".join(plots.file_name(*parts)[:-4].split("_"))
+
+
+def latex_figures(figures: list[dict]) -> list[str]:
+    lines = []
+    for figure in figures:
+        if figure.get("file"):
+            lines += ["\\begin{figure}[ht]", "\\centering", f"\\includegraphics[width=\\linewidth]{{{figure['file']}}}",
+                      f"\\caption{{{latex_escape(figure['caption'])}}}", "\\end{figure}", ""]
+    return lines
+
+
+def latex_header(suite: Suite) -> list[str]:
+    return [f"% {suite.name}: reproducing {suite.paper}", "% written by `harness report --format latex`; needs "
+            "\\usepackage{booktabs} (and graphicx for the figures)", ""]
+
+
+def metric_latex(suite: Suite, cells: pd.DataFrame, metric) -> list[str]:
+    """One metric's cells as a booktabs table, the best mean of each comparison group in bold."""
+    keys = group_keys(suite)
+    by = comparison_keys(keys)
+    has_reported = cells["source"].apply(lambda s: isinstance(s, str)).any() if "source" in cells else False
+    rows, breaks = [], []
+    for _, group in groups_by(cells, by):
+        breaks.append(len(rows))
+        for (_, cell), best in zip(group.iterrows(), best_mask(list(group["mean"]), metric.direction)):
+            text = latex_pm(cell["mean"], cell["ci95"])
+            row = [latex_escape(cell[k]) for k in keys] + [str(cell["seeds"]), bold(text) if best else text]
+            if has_reported:
+                reported = isinstance(cell.get("source"), str)
+                kind = f" ({cell['reported_kind']})" if reported and isinstance(cell["reported_kind"], str) else ""
+                row += [latex_pm(cell["reported"], cell["reported_interval"]) + kind if reported else "",
+                        {True: "yes", False: "no", None: "n/a"}[cell["agrees"]] if reported else ""]
+            rows.append(row)
+    unit = f" ({metric.unit})" if metric.unit else ""
+    arrow = " ↓" if metric.lower_is_better else ""
+    headers = keys + ["seeds", f"{metric.name}{unit}{arrow}"] + (["reported", "agrees"] if has_reported else [])
+    return latex_table(headers, rows, metric_caption(suite, cells, metric, by, has_reported),
+                       latex_label(suite.name, metric.name), breaks, "l" * len(keys) + "r" * (len(headers) - len(keys)))
+
+
+KIND_WORDS = {"ci95": "ci95 = 95% interval", "std": "std = standard deviation", "sem": "sem = standard error"}
+
+
+def metric_caption(suite: Suite, cells: pd.DataFrame, metric, by: list[str], has_reported: bool) -> str:
+    """The caption (LaTeX) of a metric's table: what the intervals are, the agreement rule, the bold rule."""
+    unit = f" in {metric.unit}" if metric.unit else ""
+    text = latex_escape(f"{suite.name}: {metric.name}{unit}, mean over seeds ± half-width of the 95% t-interval "
+                        f"across seeds (k-1 degrees of freedom).")
+    if has_reported:
+        kinds = sorted({k for k in cells["reported_kind"] if isinstance(k, str)})
+        described = "; ".join(KIND_WORDS[k] for k in kinds) or "no ± given"
+        text += latex_escape(f" Reported: the paper's number with its ± as the paper defines it ({described}).")
+        text += (r" Agrees: $|\mathrm{ours} - \mathrm{reported}| \le t_{0.975,\nu} \sqrt{se_\mathrm{ours}^2 + "
+                 r"se_\mathrm{reported}^2}$, $\nu$ by Welch-Satterthwaite.")
+    best = "lower" if metric.lower_is_better else "higher"
+    return text + latex_escape(f" Bold: the best mean per {', '.join(by) or 'table'} ({best} is better).")
+
+
+def comparison_latex(suite: Suite, comparisons: pd.DataFrame, metric, baseline: str, keys: list[str] | None = None) -> list[str]:
+    """``compare_cells`` rows as a booktabs table."""
+    keys = keys or group_keys(suite)
+    if not len(comparisons):
+        return []
+    rows = [[latex_escape(row[k]) for k in keys] + [latex_escape(count_text(row)),
+                                                    latex_escape(difference_text(row["difference"], row["ci95"])),
+                                                    latex_escape(p_text(row["p_value"])), latex_escape(row["verdict"]),
+                                                    latex_escape(row["test"])]
+            for _, row in comparisons.iterrows()]
+    caption = (f"{suite.name}: {metric.name} of each method minus {baseline}'s, ± half-width of its 95% interval; "
+               "test per row (paired over seeds or test units where the runs share them, else Welch); verdict at 5%, "
+               "two-sided, by the metric's direction.")
+    headers = keys + ["n", "diff ± 95% CI", "p", "verdict", "test"]
+    return latex_table(headers, rows, latex_escape(caption), latex_label(suite.name, metric.name, "vs", baseline),
+                       align="l" * len(keys) + "rrrll")
+
+
+def render_latex(suite: Suite, runs: pd.DataFrame, baseline: str | None = None, figures=(), shared_by=None) -> str:
+    family = families.get(suite.family)
+    lines = latex_header(suite)
+    if not len(runs) or not (runs["status"] == "done").any():
+        return "\n".join(lines + ["% No finished runs yet."]) + "\n"
+    for metric in family.metrics:
+        lines += metric_latex(suite, summarize(suite, runs, metric.name), metric)
+        if baseline:
+            lines += comparison_latex(suite, compare_cells(suite, runs, metric.name, baseline, shared_by), metric, baseline)
+    return "\n".join(lines + latex_figures(list(figures))).rstrip("\n") + "\n"
+
+
+# -- json: everything the markdown shows, for tools -----------------------------------
+
+
+def plain(value):
+    """``value`` as JSON-safe Python: numpy scalars as numbers, nan and inf as None,
+    tuples as lists, dataclasses (intervals) as dicts."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps(document: dict) -> str:
+    return json.dumps(plain(document), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def counts(runs: pd.DataFrame) -> dict:
+    found = runs["status"].value_counts().to_dict() if len(runs) else {}
+    return {status: int(found.get(status, 0)) for status in ("done", "failed", "running", "pending")}
+
+
+def cell_json(suite: Suite, cell, metric) -> dict:
+    keys = group_keys(suite)
+    halves = {seed: half for seed, _, half in cell["per_seed"]} if isinstance(cell.get("per_seed"), list) else {}
+    sizes = dict(zip(cell["seed_list"], cell["samples_per_seed"])) if isinstance(cell.get("samples_per_seed"), list) else {}
+    entry = {**{k: cell[k] for k in keys}, "metric": metric.name, "seeds": cell["seeds"], "mean": cell["mean"],
+             "ci95": cell["ci95"], "interval": "95% t across seeds (k-1 df)",
+             "per_seed": [{"seed": seed, "value": value, "ci95": halves.get(seed), "samples": sizes.get(seed)}
+                          for seed, value in zip(cell["seed_list"], cell["seed_values"])],
+             "train_seconds": cell["train_seconds"], "eval_seconds": cell["eval_seconds"], "gpu_hours": cell["gpu_hours"],
+             "train_gpu_hours": cell["train_gpu_hours"], "train_cpu_hours": cell["train_cpu_hours"],
+             "reported": None, "agreement": None}
+    if metric.samples:
+        entry["per_seed_interval"] = f"95% t over {metric.samples_name} (ddof=1)"
+    if isinstance(cell.get("source"), str):
+        entry["reported"] = {"value": cell["reported"], "interval": cell["reported_interval"],
+                             "kind": cell["reported_kind"], "se": cell["reported_se"], "se_rule": cell["reported_se_rule"],
+                             "source": cell["source"]}
+        entry["agreement"] = {"diff": cell["diff"], "se": cell["se"], "df": cell["df"], "quantile": cell["quantile"],
+                              "bound": cell["bound"], "agrees": cell["agrees"]}
+    return entry
+
+
+def run_json(suite: Suite, run, family) -> dict:
+    entry = {"run_id": run["run_id"], "label": run["label"], "status": run["status"],
+             **{k: run[k] for k in group_keys(suite)}, "seed": run["seed"], "metrics": {}, "samples": {},
+             "train_seconds": run["train_seconds"], "eval_seconds": run["eval_seconds"], "device": run["device"],
+             "error": run["error"], "log": run["log"]}
+    if run["status"] == "done":
+        for metric in family.metrics:
+            entry["metrics"][metric.name] = run[metric.name]
+            if metric.samples:
+                entry["samples"][metric.name] = len(run[f"{metric.name}:samples"])
+    return entry
+
+
+def render_json(suite: Suite, runs: pd.DataFrame, scan, baseline: str | None = None, figures=(), shared_by=None) -> str:
+    family = families.get(suite.family)
+    done = bool(len(runs)) and (runs["status"] == "done").any()
+    cells, comparisons, notes_by_metric = [], [], {}
+    for metric in family.metrics:
+        notes_by_metric[metric.name] = notes(metric)
+        if not done:
+            continue
+        cells += [cell_json(suite, cell, metric) for _, cell in summarize(suite, runs, metric.name).iterrows()]
+        found = compare_cells(suite, runs, metric.name, baseline, shared_by)
+        comparisons += found.to_dict("records")
+        if len(found):
+            notes_by_metric[metric.name] = notes_by_metric[metric.name] + comparison_notes(found, metric)
+    document = {
+        "suite": suite.name, "family": suite.family, "paper": suite.paper, "description": suite.description,
+        "counts": counts(runs),
+        "metrics": [{"name": m.name, "direction": m.direction, "unit": m.unit, "samples": m.samples,
+                     "samples_name": m.samples_name} for m in family.metrics],
+        "keys": group_keys(suite), "cells": cells, "baseline": baseline, "comparisons": comparisons,
+        "runs": [run_json(suite, run, family) for _, run in runs.iterrows()],
+        "figures": [f for f in figures if f.get("file")], "notes": notes_by_metric, "warnings": report_warnings(scan),
+    }
+    return dumps(document)
+
+
+# -- build ----------------------------------------------------------------------------
 
 
 def build(suite: Suite, store: Store, fmt: str = "markdown", options: dict | None = None) -> tuple[str, list[str]]:
-    """The report text in the given format, and the store's warnings."""
+    """The report text in the given format (``FORMATS``), and the store's warnings.
+
+    ``options``: ``plots`` (default: on for markdown) draws the figures into ``store.dir``
+    and links them; ``baseline`` (default: the suite's) adds the paired comparisons;
+    ``shared_by`` (default ``shared_keys``) the config keys two runs must agree on to be
+    paired."""
+    options = resolve_options(suite, fmt, options)
     runs, scan = collect(suite, store)
-    text = render_markdown(suite, runs, scan) if fmt == "markdown" else render_csv(suite, runs)
-    return text, scan.warnings
+    baseline, shared_by = options["baseline"], options.get("shared_by")
+    figures, problems = figures_or_warning(lambda: draw_figures(suite, runs, store)) if options["plots"] else ([], [])
+    if fmt == "markdown":
+        text = render_markdown(suite, runs, scan, baseline, figures, shared_by)
+    elif fmt == "csv":
+        text = render_csv(suite, runs, baseline, shared_by)
+    elif fmt == "latex":
+        text = render_latex(suite, runs, baseline, figures, shared_by)
+    else:
+        text = render_json(suite, runs, scan, baseline, figures, shared_by)
+    return text, report_warnings(scan) + problems

@@ -94,3 +94,144 @@ def agreement(ours: float, reported: float, seed_se: float = math.nan, seed_df: 
     difference = ours - reported
     bound = quantile * se
     return Agreement(difference, se, df, quantile, bound, abs(difference) <= bound if se > 0 else difference == 0)
+
+
+# -- differences between two methods (paired comparisons with a baseline) ------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A difference of means (method - baseline) with its two-sided t-interval.
+
+    ``test`` says how it was obtained, in words ("paired t over seeds", "Welch over
+    seeds", ...); ``n`` and ``n_baseline`` are the values behind each side (the pairs,
+    for a paired test). ``half_width`` is nan when the data cannot give an interval."""
+
+    difference: float
+    half_width: float
+    se: float
+    df: float
+    p_value: float
+    n: int
+    n_baseline: int
+    paired: bool
+    test: str
+
+    @property
+    def low(self) -> float:
+        return self.difference - self.half_width
+
+    @property
+    def high(self) -> float:
+        return self.difference + self.half_width
+
+
+def _difference(difference, variance, df, n, n_baseline, paired, test, confidence) -> Difference:
+    if math.isnan(variance) or math.isnan(df):
+        return Difference(difference, math.nan, math.nan, df, math.nan, n, n_baseline, paired, test)
+    se = math.sqrt(variance)
+    if se == 0:  # every pair differs by the same amount: no spread to test against
+        return Difference(difference, 0.0, 0.0, df, 1.0 if difference == 0 else 0.0, n, n_baseline, paired, test)
+    quantile = float(stats.t.ppf(0.5 + confidence / 2, df))
+    p_value = float(2 * stats.t.sf(abs(difference) / se, df))
+    return Difference(difference, quantile * se, se, df, p_value, n, n_baseline, paired, test)
+
+
+def paired_difference(values, baseline, confidence: float = 0.95, test: str = "paired t") -> Difference:
+    """The paired t-interval of values[i] - baseline[i] (n - 1 degrees of freedom): the
+    interval of ``scipy.stats.ttest_rel(values, baseline)``."""
+    values, baseline = np.asarray(values, dtype=float), np.asarray(baseline, dtype=float)
+    if values.shape != baseline.shape:
+        raise ValueError(f"paired values need equal lengths, got {len(values)} and {len(baseline)}")
+    n = len(values)
+    differences = values - baseline
+    mean = float(differences.mean()) if n else math.nan
+    if n < 2:
+        return _difference(mean, math.nan, math.nan, n, n, True, test, confidence)
+    return _difference(mean, float(differences.var(ddof=1)) / n, float(n - 1), n, n, True, test, confidence)
+
+
+def welch_difference(values, baseline, extra=(), confidence: float = 0.95, test: str = "Welch t") -> Difference:
+    """mean(values) - mean(baseline) with Welch's interval: variance s1²/n1 + s2²/n2,
+    Welch-Satterthwaite degrees of freedom (the interval of
+    ``scipy.stats.ttest_ind(values, baseline, equal_var=False)``). ``extra``: further
+    independent variance parts ``(variance, df)`` of the difference (the test-episode
+    sampling error of means that share one episode set), added to the variance and to
+    the degrees of freedom's combination."""
+    values, baseline = np.asarray(values, dtype=float), np.asarray(baseline, dtype=float)
+    n, m = len(values), len(baseline)
+    mean = float(values.mean() - baseline.mean()) if n and m else math.nan
+    if n < 2 or m < 2:
+        return _difference(mean, math.nan, math.nan, n, m, False, test, confidence)
+    parts = [(float(values.var(ddof=1)) / n, float(n - 1)), (float(baseline.var(ddof=1)) / m, float(m - 1)), *extra]
+    variance = sum(v for v, _ in parts)
+    return _difference(mean, variance, welch_satterthwaite(parts), n, m, False, test, confidence)
+
+
+def verdict(difference: Difference, direction: str = "higher") -> str:
+    """better / worse / indistinguishable (the interval contains 0: two-sided, at the
+    interval's level), by the metric's direction; n/a without an interval."""
+    if math.isnan(difference.half_width):
+        return "n/a"
+    if difference.low > 0 or difference.high < 0:
+        gained = difference.difference > 0
+        return "better" if gained == (direction == "higher") else "worse"
+    return "indistinguishable"
+
+
+def compare_by_seed(values: dict, baseline: dict, paired: bool, why_not: str = "") -> Difference:
+    """A method's per-seed values against the baseline's (``{seed: value}``).
+
+    ``paired`` (the runs of one seed share what the seed fixes, e.g. their data order)
+    and at least 2 seeds in common: the paired t-interval over the common seeds of
+    value[s] - baseline[s] (k - 1 df). Otherwise Welch over all seeds of each;
+    ``why_not`` says why it was not paired."""
+    common = sorted(set(values) & set(baseline))
+    if paired and len(common) >= 2:
+        return paired_difference([values[s] for s in common], [baseline[s] for s in common], test="paired t over seeds")
+    reason = why_not or ("seeds not shared" if paired else "")
+    return welch_difference(list(values.values()), list(baseline.values()),
+                            test="Welch over seeds" + (f" (not paired: {reason})" if reason else ""))
+
+
+def compare_by_sample(samples: dict, baseline: dict, shared: bool, unit: str = "samples", why_not: str = "") -> Difference:
+    """A method's per-seed samples (``{seed: [per-unit values]}``, e.g. per-episode
+    accuracies) against the baseline's.
+
+    ``shared`` says both were scored on the same units (same evaluation settings); they
+    are then also checked to have equal lengths. With shared units:
+    - at least 2 seeds in common: per common seed s, d_s = mean over units of
+      (value - baseline) = mean_s - baseline_mean_s; the t-interval of the d_s over the
+      seeds (k - 1 df) = ``ttest_rel`` of the seed means;
+    - one seed in common: the paired t-interval over its units (n - 1 df) = ``ttest_rel``
+      of the two runs' per-unit values.
+    Otherwise Welch: over the seed means when both sides have at least 2 seeds (plus each
+    side's sampling error of the units its seeds share, when the units differ), over the
+    units when both have one seed; else no interval."""
+    common = sorted(set(samples) & set(baseline))
+    if shared and common and any(len(samples[s]) != len(baseline[s]) for s in common):
+        shared, why_not = False, f"{unit} counts differ"
+    if shared and len(common) >= 2:
+        return paired_difference([np.mean(samples[s]) for s in common], [np.mean(baseline[s]) for s in common],
+                                 test=f"paired t over seeds (shared {unit})")
+    if shared and len(common) == 1:
+        seed = common[0]
+        return paired_difference(samples[seed], baseline[seed], test=f"paired t over {unit} (seed {seed})")
+    reason = f" (not paired: {why_not or 'no seed in common'})"
+    ours, theirs = list(samples.values()), list(baseline.values())
+    if len(ours) == 1 and len(theirs) == 1:
+        return welch_difference(ours[0], theirs[0], test=f"Welch over {unit} (one seed each){reason}")
+    extra = [] if shared else [shared_sample_error(ours), shared_sample_error(theirs)]
+    plus = "" if shared else f" + {unit} error"
+    return welch_difference([np.mean(s) for s in ours], [np.mean(s) for s in theirs], extra=extra,
+                            test=f"Welch over seeds{plus}{reason}")
+
+
+def shared_sample_error(per_seed_samples) -> tuple[float, float]:
+    """(variance, df) of the sampling error of the units that every seed shares: the mean
+    over seeds of each seed's squared standard error, with the summed degrees of freedom
+    (the same rule as the agreement's se_ours)."""
+    usable = [t_interval(samples) for samples in per_seed_samples if len(samples) > 1]
+    if not usable:
+        return 0.0, math.inf
+    return sum(i.se ** 2 for i in usable) / len(usable), float(sum(i.n - 1 for i in usable))

@@ -8,19 +8,42 @@ warning and otherwise ignored, never a crash.
 A worker holds an exclusive ``flock`` on ``running.lock`` for its whole life and
 writes ``running.json`` beside it; a run is "running" only while that lock is held, so
 a worker killed outright (even a zombie, even with its pid reused) is seen as gone.
+
+``Store.scan`` keeps a cache in ``results/<suite>/.cache/`` (never committed: it holds
+its own ``.gitignore``) so that 10,000 records are not parsed again by every command.
+``record.json`` stays the single source of truth: a cache entry is used only while the
+record file has the same (device, inode, size, mtime_ns, ctime_ns) as when the entry
+was made (an atomic rewrite makes a new inode, so a replaced, rewritten or deleted
+record never matches), for the same family schema and validation code (the planned
+config enters through the run id, the hash of its identity), and when its bytes pass
+their crc32. Records written in the last few seconds are not cached (a rewrite within
+one timestamp tick could keep the key). Anything wrong with the cache (missing,
+truncated, garbage, from another version, not writable) only makes the scan parse the
+records, and the cache is rebuilt. ``HARNESS_STORE_CACHE=off`` turns it off.
+
+In the records ``scan`` returns, each declared metric's samples list
+(``metrics[metric.samples]``, e.g. per-episode accuracies) is a read-only numpy array
+(float64, or int64 when every value is an integer) of exactly the record's values, with
+or without the cache; other lists stay lists. ``read_record`` gives the plain JSON.
 """
 from __future__ import annotations
 
 import errno
 import fcntl
+import gc
+import hashlib
 import json
 import os
 import re
 import tempfile
+import time
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import families
+from harness.keys import REQUIRED
 from harness.spec import identity_config
 
 RECORD = "record.json"
@@ -28,9 +51,12 @@ RUNNING = "running.json"
 RUNNING_LOCK = "running.lock"
 RUN_LOG = "run.log"
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
-# What may sit in results/<suite>/ besides run folders.
-KNOWN_FILES = {"REPORT.md", "report.csv", ".submitit", "launches"}
+# What may sit in results/<suite>/ besides run folders: reports, their figures, launches.
+KNOWN_FILES = {"REPORT.md", "report.csv", "report.tex", "report.json", ".submitit", "launches"}
+KNOWN_SUFFIXES = (".png",)
 STATUSES = ("done", "failed", "running", "pending")
+CACHE_DIR = ".cache"
+CACHE_ENV = "HARNESS_STORE_CACHE"  # "off" (or 0, no, false): parse every record, write no cache
 
 
 def results_root(path: str | os.PathLike | None = None) -> Path:
@@ -124,41 +150,97 @@ class Store:
 
     def read_record(self, run_id: str, config: dict | None = None,
                     family: str = families.DEFAULT) -> tuple[dict | None, str | None]:
-        """(record, None) when valid, else (None, why it was rejected or None if absent)."""
+        """(record, None) when valid, else (None, why it was rejected or None if absent).
+        The record as record.json holds it (lists stay lists); no cache."""
         path = self.record_path(run_id)
         if not path.exists():
             return None, None
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            return None, f"{path}: unreadable or truncated ({type(error).__name__}); treated as missing"
+            return None, _rejected(path, _unreadable(error))
         problem = _record_problem(record, run_id, config, families.get(family))
         if problem:
-            return None, f"{path}: {problem}; treated as missing"
+            return None, _rejected(path, problem)
         return record, None
 
     def scan(self, specs) -> Scan:
         """The state of every planned run, plus warnings about anything damaged or foreign."""
         scan = Scan()
         planned = {spec.run_id: spec for spec in specs}
-        if self.dir.is_dir():
-            for entry in sorted(self.dir.iterdir()):
-                if entry.name in KNOWN_FILES or entry.name.startswith(".") and entry.is_dir():
+        present = self._run_folders(planned, scan)
+        cache = self._cache() if present and cache_enabled() else None
+        with gc_paused():  # many small containers, no cycles: collections would only cost time
+            for run_id, spec in planned.items():
+                record, problem = self._scan_record(run_id, spec, cache) if run_id in present else (None, None)
+                if problem:
+                    scan.warnings.append(problem)
+                if record is not None:
+                    scan.states[run_id] = RunState(record["status"], record=record)
                     continue
-                if not (entry.is_dir() and RUN_ID.match(entry.name)):
-                    scan.warnings.append(f"{entry}: not a run folder of this harness; ignored")
-                elif entry.name not in planned and (entry / RECORD).exists():
-                    scan.unplanned += 1
-        for run_id, spec in planned.items():
-            record, problem = self.read_record(run_id, spec.config, spec.family)
-            if problem:
-                scan.warnings.append(problem)
-            if record is not None:
-                scan.states[run_id] = RunState(record["status"], record=record)
-                continue
-            running = self._running_info(run_id)
-            scan.states[run_id] = RunState("running" if running else "pending", running=running)
+                running = self._running_info(run_id) if run_id in present else None
+                scan.states[run_id] = RunState("running" if running else "pending", running=running)
+        if cache is not None:
+            cache.save()
         return scan
+
+    def _run_folders(self, planned: dict, scan: Scan) -> set:
+        """The planned runs that have a folder; warns about foreign entries, counts unplanned records."""
+        try:
+            entries = sorted(os.scandir(self.dir), key=lambda entry: entry.name)
+        except OSError:  # no results yet (or not a folder)
+            return set()
+        present = set()
+        for entry in entries:
+            is_dir = entry.is_dir()
+            if entry.name in KNOWN_FILES or entry.name.startswith(".") and is_dir or \
+                    entry.name.endswith(KNOWN_SUFFIXES) and not is_dir:
+                continue
+            if not (is_dir and RUN_ID.match(entry.name)):
+                scan.warnings.append(f"{self.dir / entry.name}: not a run folder of this harness; ignored")
+            elif entry.name in planned:
+                present.add(entry.name)
+            elif os.path.exists(os.path.join(entry.path, RECORD)):
+                scan.unplanned += 1
+        return present
+
+    def _cache(self) -> "RecordCache":
+        """This store's cache, kept between scans of one process (entries are still checked each time)."""
+        if getattr(self, "_record_cache", None) is None:
+            self._record_cache = RecordCache(self.dir / CACHE_DIR)
+        return self._record_cache
+
+    def _scan_record(self, run_id: str, spec, cache) -> tuple[dict | None, str | None]:
+        """Like ``read_record`` (with samples as arrays), through the cache when one is given."""
+        path = os.path.join(self.dir, run_id, RECORD)  # a str: pathlib is slow at 10,000 records
+        family = families.get(spec.family)
+        key = None
+        if cache is not None:
+            try:
+                key = file_key(os.stat(path))
+            except FileNotFoundError:
+                return None, None
+            except OSError:
+                key = None  # the read below says what is wrong
+            if key is not None:
+                hit = cache.get(run_id, key, family)
+                if hit is not None:
+                    record, problem = hit
+                    return record, problem and _rejected(path, problem)
+        try:
+            data, read_key = _read_stable(path)
+        except FileNotFoundError:
+            return None, None
+        except OSError as error:
+            return None, _rejected(path, _unreadable(error))
+        record, problem = _checked(data, run_id, spec.config, family)
+        if cache is not None and read_key is not None:
+            cache.put(run_id, read_key, family, record, problem)
+        return record, problem and _rejected(path, problem)
+
+    def running_info(self, run_id: str) -> dict | None:
+        """The running marker of a run whose worker still holds its lock, else None."""
+        return self._running_info(run_id)
 
     def _running_info(self, run_id: str) -> dict | None:
         path = self.run_dir(run_id) / RUNNING
@@ -203,3 +285,357 @@ def _record_problem(record, run_id: str, config: dict | None, family) -> str | N
     if record["status"] == "done":
         return family.metrics_problem(record.get("metrics"))
     return None
+
+
+# ---------------------------------------------------------------- reading records
+
+
+def cache_enabled() -> bool:
+    return os.environ.get(CACHE_ENV, "on").strip().lower() not in ("off", "0", "no", "false")
+
+
+def _rejected(path, problem: str) -> str:
+    return f"{path}: {problem}; treated as missing"
+
+
+def _unreadable(error: Exception) -> str:
+    return f"unreadable or truncated ({type(error).__name__})"
+
+
+def file_key(stat: os.stat_result) -> tuple:
+    """What changes whenever a file is replaced or rewritten (an atomic write makes a new inode)."""
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+RACY_NS = 3 * 10**9  # a file changed this recently may change again without changing its key
+
+
+def _read_stable(path) -> tuple[bytes, tuple | None]:
+    """The file's bytes and the key of exactly those bytes (None when the file changed while
+    it was read, or so recently that its key cannot yet be trusted to change with it)."""
+    with open(path, "rb") as handle:
+        before = file_key(os.fstat(handle.fileno()))
+        data = handle.read()
+        after = file_key(os.fstat(handle.fileno()))
+    settled = time.time_ns() - max(before[3], before[4]) > RACY_NS
+    return data, before if before == after and settled else None
+
+
+def _checked(data: bytes, run_id: str, config: dict, family) -> tuple[dict | None, str | None]:
+    """(record with its samples as arrays, None) when valid, else (None, the problem)."""
+    try:
+        record = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return None, _unreadable(error)
+    problem = _record_problem(record, run_id, config, family)
+    if problem:
+        return None, problem
+    return with_sample_arrays(record, family), None
+
+
+def with_sample_arrays(record: dict, family) -> dict:
+    """The record with each declared metric's samples list as a read-only numpy array."""
+    metrics = record.get("metrics")
+    if isinstance(metrics, dict):
+        for metric in family.metrics:
+            if metric.samples and isinstance(metrics.get(metric.samples), list):
+                metrics[metric.samples] = _sample_array(metrics[metric.samples])
+    return record
+
+
+def _sample_array(values: list):
+    """A flat list of numbers as a read-only float64 (int64 if all are integers) array;
+    anything else (bools, None, nested lists, huge integers) is left as it is."""
+    import numpy as np
+
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        return values
+    if array.ndim != 1 or array.dtype not in (np.float64, np.int64):
+        return values
+    array.flags.writeable = False
+    return array
+
+
+@contextmanager
+def gc_paused():
+    """No cyclic garbage collection while many small, acyclic containers (parsed records) are made."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+# ---------------------------------------------------------------- the scan cache
+
+CACHE_FORMAT = 1  # bump whenever the layout, the validation or the sample conversion changes
+CACHE_INDEX = "index.json"
+CACHE_LOCK = "lock"
+CACHE_MAGIC = b"harness-store-cache"
+SEGMENT = re.compile(r"^seg-[0-9a-f]{16}\.bin$")
+SAMPLE_DTYPES = ("<f8", "<i8", ">f8", ">i8")
+MAX_SEGMENTS = 8  # more (or more than half of their bytes dead): rewrite the live entries as one
+# entry fields: the record file's key (5), family fingerprint, problem, segment, offset, length, arrays, crc32
+KEY, FINGERPRINT, PROBLEM, SEG, OFFSET, LENGTH, ARRAYS, CRC = slice(0, 5), 5, 6, 7, 8, 9, 10, 11
+
+
+class RecordCache:
+    """``results/<suite>/.cache/``: ``index.json`` says, per run id, which record file (its
+    key) and which family schema an entry was made from, the verdict (a problem, or a valid
+    record), and where the record's bytes are: in a ``seg-*.bin`` segment, its sample
+    arrays (raw float64/int64) then the rest of the record as compact JSON, under a crc32.
+    Segments are written once and never changed; each save adds one and rewrites the index
+    atomically. Every read failure is a miss."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.entries, self.sizes = _read_index(folder / CACHE_INDEX)
+        self.segments: dict[str, bytes | None] = {}
+        self.verified: set = set()  # (segment, offset) whose crc passed in this process
+        self.added: dict[str, tuple[list, bytes]] = {}
+        self.stale: dict[str, list] = {}
+        self.fingerprints: dict[tuple, str] = {}
+
+    def fingerprint(self, family) -> str:
+        known = (family.name, id(family))
+        if known not in self.fingerprints:
+            self.fingerprints[known] = family_fingerprint(family)
+        return self.fingerprints[known]
+
+    def get(self, run_id: str, key: tuple, family) -> tuple[dict | None, str | None] | None:
+        """(record, None) or (None, problem) cached for this exact record file; None: a miss."""
+        added = self.added.get(run_id)
+        entry = added[0] if added else self.entries.get(run_id)
+        if entry is None:
+            return None
+        try:
+            if tuple(entry[KEY]) != key or entry[FINGERPRINT] != self.fingerprint(family):
+                self.stale[run_id] = entry
+                return None
+            if entry[PROBLEM] is not None:
+                return (None, entry[PROBLEM]) if isinstance(entry[PROBLEM], str) else None
+            if added:  # made by this process from the record just read
+                record = self._record(added[1], 0, entry, checked=True)
+            else:
+                buffer = self._segment(entry[SEG])
+                checked = (entry[SEG], entry[OFFSET]) in self.verified
+                record = self._record(buffer, entry[OFFSET], entry, checked) if buffer is not None else None
+                if record is not None:
+                    self.verified.add((entry[SEG], entry[OFFSET]))
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            record = None  # a malformed entry: a miss
+        if record is None:
+            self.stale[run_id] = entry
+            return None
+        return record, None
+
+    def _record(self, buffer: bytes, offset: int, entry: list, checked: bool) -> dict | None:
+        """The entry's record from its bytes; None when they fail their crc32 (unless already
+        ``checked``) or do not hold what the entry says."""
+        import numpy as np
+
+        length = entry[LENGTH]
+        if not (isinstance(offset, int) and isinstance(length, int) and 0 <= offset and offset + length <= len(buffer)):
+            return None
+        end = offset + length
+        if not checked and zlib.crc32(memoryview(buffer)[offset:end]) != entry[CRC]:
+            return None
+        arrays, position = {}, offset
+        for name, dtype, count in entry[ARRAYS]:
+            if dtype not in SAMPLE_DTYPES:
+                return None
+            arrays[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=position)
+            position += arrays[name].nbytes
+        record = json.loads(buffer[position:end])
+        if not isinstance(record, dict) or record.get("status") not in ("done", "failed"):
+            return None
+        metrics = record.get("metrics")
+        if arrays and not isinstance(metrics, dict):
+            return None
+        for name, array in arrays.items():
+            if metrics.get(name, 0) is not None:  # the placeholder the array replaces
+                return None
+            metrics[name] = array
+        return record
+
+    def _segment(self, name) -> bytes | None:
+        """The segment's bytes, or None when it is missing or not the size the index says.
+        Read into this process (not mapped): what was checked cannot change afterwards."""
+        if name not in self.segments:
+            data = None
+            if isinstance(name, str) and SEGMENT.match(name):
+                try:
+                    data = (self.folder / name).read_bytes()
+                except OSError:
+                    data = None
+            self.segments[name] = data if data and len(data) == self.sizes.get(name) else None
+        return self.segments[name]
+
+    def put(self, run_id: str, key: tuple, family, record: dict | None, problem: str | None) -> None:
+        arrays, payload = ([], b"") if record is None else _packed(record)
+        entry = [*key, self.fingerprint(family), problem, None, 0, len(payload), arrays, zlib.crc32(payload)]
+        self.added[run_id] = (entry, payload)
+        self.stale.pop(run_id, None)
+
+    def save(self) -> None:
+        """Write what this scan learnt: one new segment and the merged index. Skipped when
+        another process is saving, or when the folder cannot be written."""
+        if not self.added and not self.stale:
+            return
+        try:
+            self.folder.mkdir(exist_ok=True)
+            ignore = self.folder / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# the store's cache: rebuilt from the records when missing\n*\n")
+            with _exclusive(self.folder / CACHE_LOCK) as locked:
+                if locked:
+                    self._save_locked()
+        except (OSError, ValueError, TypeError, KeyError, IndexError):
+            pass  # a read-only results folder, a strange index: the records are parsed again next time
+
+    def _save_locked(self) -> None:
+        entries, sizes = _read_index(self.folder / CACHE_INDEX)  # what others saved meanwhile
+        for run_id, seen in self.stale.items():
+            if entries.get(run_id) == seen:
+                del entries[run_id]
+        with_payload = [(run_id, entry, payload) for run_id, (entry, payload) in self.added.items() if payload]
+        entries.update({run_id: entry for run_id, (entry, payload) in self.added.items() if not payload})
+        if with_payload:
+            name, offsets = self._write_segment([payload for _, _, payload in with_payload])
+            sizes[name] = len(self.segments[name])
+            for (run_id, entry, _), offset in zip(with_payload, offsets):
+                entry[SEG], entry[OFFSET] = name, offset
+                entries[run_id] = entry
+        self.entries, self.sizes = entries, sizes
+        if self._wasteful():
+            self._compact()
+        live = {entry[SEG] for entry in self.entries.values() if entry[SEG] is not None}
+        self.sizes = {name: size for name, size in self.sizes.items() if name in live}
+        _write_index(self.folder / CACHE_INDEX, self.entries, self.sizes)
+        self.added, self.stale = {}, {}
+        # forget dead segments (a long `run --wait` saves often; arrays still in use keep theirs mapped)
+        self.segments = {name: data for name, data in self.segments.items() if name in live}
+        self.verified = {checked for checked in self.verified if checked[0] in live}
+        for path in self.folder.glob("seg-*.bin"):
+            if path.name not in live:
+                path.unlink(missing_ok=True)
+
+    def _write_segment(self, payloads: list[bytes]) -> tuple[str, list[int]]:
+        offsets, chunks, position = [], [], 0
+        for payload in payloads:
+            offsets.append(position)
+            padding = -len(payload) % 8  # keeps every entry's arrays 8-byte aligned
+            chunks += [payload, b"\0" * padding]
+            position += len(payload) + padding
+        data = b"".join(chunks)
+        name = f"seg-{os.urandom(8).hex()}.bin"
+        _replace_with(self.folder / name, data)
+        self.segments[name] = data
+        self.verified.update((name, offset) for offset in offsets)
+        return name, offsets
+
+    def _wasteful(self) -> bool:
+        used = sum(entry[LENGTH] for entry in self.entries.values() if entry[SEG] is not None)
+        return len(self.sizes) > MAX_SEGMENTS or used < sum(self.sizes.values()) / 2
+
+    def _compact(self) -> None:
+        """Rewrite every live entry into one segment (entries that cannot be read are dropped)."""
+        keep = []
+        for run_id, entry in list(self.entries.items()):
+            if entry[SEG] is None:
+                continue
+            buffer = self._segment(entry[SEG])
+            payload = buffer[entry[OFFSET]:entry[OFFSET] + entry[LENGTH]] if buffer is not None else b""
+            if len(payload) != entry[LENGTH] or zlib.crc32(payload) != entry[CRC]:
+                del self.entries[run_id]
+                continue
+            keep.append((entry, payload))
+        self.sizes = {}
+        if keep:
+            name, offsets = self._write_segment([payload for _, payload in keep])
+            self.sizes[name] = len(self.segments[name])
+            for (entry, _), offset in zip(keep, offsets):
+                entry[SEG], entry[OFFSET] = name, offset
+
+
+def _packed(record: dict) -> tuple[list, bytes]:
+    """(arrays: [[name, dtype, count]...], bytes): the record's sample arrays, then the rest of
+    the record as compact JSON with ``null`` where each array was."""
+    metrics = record.get("metrics")
+    arrays = {name: value for name, value in metrics.items() if hasattr(value, "dtype")} if isinstance(metrics, dict) else {}
+    rest = {**record, "metrics": {**metrics, **dict.fromkeys(arrays)}} if arrays else record
+    text = json.dumps(rest, separators=(",", ":")).encode()
+    return ([[name, array.dtype.str, len(array)] for name, array in arrays.items()],
+            b"".join(array.tobytes() for array in arrays.values()) + text)
+
+
+def _read_index(path: Path) -> tuple[dict, dict]:
+    """(run id -> entry, segment -> size); empty when missing, from another format, or damaged."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return {}, {}
+    header, _, body = data.partition(b"\n")
+    if header.split() != [CACHE_MAGIC, str(CACHE_FORMAT).encode(), b"%08x" % zlib.crc32(body)]:
+        return {}, {}
+    try:
+        index = json.loads(body)
+    except ValueError:
+        return {}, {}
+    entries, sizes = (index.get("entries"), index.get("segments")) if isinstance(index, dict) else (None, None)
+    if not isinstance(entries, dict) or not isinstance(sizes, dict):
+        return {}, {}
+    sizes = {name: size for name, size in sizes.items() if type(size) is int}
+    return {run_id: entry for run_id, entry in entries.items() if isinstance(entry, list) and len(entry) == 12}, sizes
+
+
+def _write_index(path: Path, entries: dict, sizes: dict) -> None:
+    body = json.dumps({"segments": sizes, "entries": entries}, separators=(",", ":")).encode()
+    _replace_with(path, CACHE_MAGIC + b" %d %08x\n" % (CACHE_FORMAT, zlib.crc32(body)) + body)
+
+
+def _replace_with(path: Path, data: bytes) -> None:
+    """Atomic, without fsync: a cache file torn by a crash fails its checks and is rebuilt."""
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _exclusive(path: Path):
+    """Yields whether this process got the lock (never waits)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def family_fingerprint(family) -> str:
+    """What a cached verdict depends on besides the record's bytes and the run id: the family's
+    keys and their defaults, its metrics, and the code that validates and converts records."""
+    keys = sorted((name, "required" if key.default is REQUIRED else repr(key.default)) for name, key in family.keys.items())
+    metrics = [(metric.name, metric.samples) for metric in family.metrics]
+    code = [_code_text(function.__code__) for function in
+            (_record_problem, identity_config, type(family).metrics_problem, with_sample_arrays, _sample_array)]
+    text = repr((CACHE_FORMAT, family.name, family.version, type(family).__qualname__, keys, metrics, code))
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def _code_text(code) -> str:
+    consts = [_code_text(const) if hasattr(const, "co_code") else repr(const) for const in code.co_consts]
+    return repr((code.co_code, code.co_names, consts))

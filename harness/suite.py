@@ -17,7 +17,8 @@ from harness import HarnessError, families, plugins, yamlfile
 from harness.keys import REQUIRED, check_value
 
 SUITE_KEYS = ("name", "family", "plugins", "paper", "description", "defaults", "grid", "overrides", "exclude",
-              "resources", "reported")
+              "resources", "reported", "report")
+REPORT_OPTIONS = ("baseline",)  # the `report:` mapping's keys
 INTERVAL_KINDS = ("ci95", "std", "sem")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -113,6 +114,7 @@ class Suite:
     plugins: tuple = ()  # resolved plugin items (absolute .py paths, module names)
     keep: tuple = ()  # rules a run must match (`--filter`): {key: [values]}
     warnings: tuple = ()  # what looks wrong but may be right (one line each, printed by the CLI)
+    report_options: dict = field(default_factory=dict)  # the `report:` mapping (baseline: a method name)
 
     @property
     def keys(self) -> dict:
@@ -215,7 +217,8 @@ class _Validator:
             self.fail("grid", "no run left: the exclude rules remove every run of the grid", self.line(doc, "exclude") or self.line(doc, "grid"))
         self.warnings = []
         reported = tuple(self.reported(doc.get("reported", []), doc, family, suite))
-        return dataclasses.replace(suite, reported=reported, warnings=tuple(self.warnings))
+        report_options = self.report_options(doc.get("report", {}), doc, suite)
+        return dataclasses.replace(suite, reported=reported, warnings=tuple(self.warnings), report_options=report_options)
 
     # -- pieces ---------------------------------------------------------
 
@@ -361,6 +364,19 @@ class _Validator:
                 item = dict(item)
             checked[name] = item
         return checked
+
+    def report_options(self, value, doc, suite: Suite) -> dict:
+        """The `report:` mapping: `baseline` names a method of the suite's runs, which the
+        report compares every other method with (paired where the runs allow)."""
+        options = self.mapping(value, "report", doc, "report")
+        self.known_keys(options, REPORT_OPTIONS, "report")
+        if "baseline" in options:
+            line = self.line(options, "baseline")
+            baseline = self.config_value("method", options["baseline"], "report.baseline", line)
+            methods = sorted({config["method"] for config in suite.configs()})
+            if baseline not in methods:
+                self.fail("report.baseline", f"method {baseline!r} has no run in this suite (methods: {', '.join(methods)})", line)
+        return dict(options)
 
     def reported(self, value, doc, family, suite: Suite) -> Iterator[Reported]:
         """The paper's numbers: each entry names config values (a cell), the metric (default:

@@ -6,11 +6,13 @@ Multi-MNIST suite runs end to end through the CLI, twice to the same records.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import subprocess
 import sys
+from csv import DictReader
 from pathlib import Path
 
 import numpy as np
@@ -178,9 +180,14 @@ def test_report_markdown_and_csv(filled):
     assert "average ± 95% CI" in text and "Welch" in text
     assert "## Failed runs" in text and "(multi_mnist mgda_ub seed 2): boom (log: /x/run.log)" in text
     csv, _ = build(suite, store, "csv")
-    header = csv.splitlines()[0]
-    assert header.startswith("dataset,method,seeds,average,ci95") and "task:left" in header and "time_vs_unitary" in header
-    assert len(csv.strip().splitlines()) == 4
+    rows = list(DictReader(io.StringIO(csv)))
+    assert list(rows[0])[:6] == ["row", "dataset", "method", "seed", "metric", "direction"] and "time_vs_unitary" in rows[0]
+    # 8 done runs x (average, left, right) + the failed run's one row; 3 cells x 3 metrics
+    assert [r["row"] for r in rows].count("run") == 8 * 3 + 1 and [r["row"] for r in rows].count("cell") == 9
+    pcgrad = next(r for r in rows if r["row"] == "cell" and r["method"] == "pcgrad" and r["metric"] == "average")
+    assert float(pcgrad["time_vs_unitary"]) == pytest.approx(1.5) and pcgrad["vs_best"] == "indistinguishable"
+    failed = next(r for r in rows if r["status"] == "failed")
+    assert failed["value"] == "" and failed["error"] == "boom"
 
 
 def test_lower_is_better_metrics_are_marked(tmp_path):
@@ -288,19 +295,25 @@ def test_ctrl_c_saves_a_checkpoint_and_the_next_run_resumes_to_the_same_metrics(
     assert record["metrics"] == reference["metrics"]
 
 
-def test_csv_of_two_datasets_is_one_table_with_each_datasets_task_columns():
+def test_csv_of_two_datasets_is_one_tidy_table_with_each_datasets_own_tasks():
     import pandas as pd
 
     from harness.multitask.report import render_csv
-    from harness.stats import t_interval
 
-    def cell(dataset, tasks):
-        return {"dataset": dataset, "method": "unitary", "average": 1.0, "seed_averages": [1.0],
-                "tasks": {name: t_interval([value]) for name, value in tasks.items()}}
+    def run(dataset, seed, tasks):
+        return {"dataset": dataset, "method": "unitary", "seed": seed, "run_id": f"{dataset}{seed}", "status": "done",
+                "average": sum(tasks.values()) / len(tasks), "tasks": tasks, "directions": {name: "higher" for name in tasks},
+                "seconds_per_step": 0.1, "peak_bytes": 1000, "error": None, "log": None, "config": {}}
 
-    csv = render_csv(pd.DataFrame([cell("multi_mnist", {"left": 90.0, "right": 80.0}), cell("celeba", {"Smiling": 70.0})]))
-    header, mnist, celeba = csv.strip().splitlines()
-    assert header.split(",")[-6:] == ["task:left", "task:left:ci95", "task:right", "task:right:ci95",
-                                      "task:Smiling", "task:Smiling:ci95"]
-    assert mnist.startswith("multi_mnist") and mnist.split(",")[-2:] == ["", ""]
-    assert celeba.split(",")[-2] == "70.0" and celeba.split(",")[-6] == ""
+    runs = pd.DataFrame([run("multi_mnist", 0, {"left": 90.0, "right": 80.0}), run("multi_mnist", 1, {"left": 92.0, "right": 82.0}),
+                         run("celeba", 0, {"Smiling": 70.0})])
+    keys = ["dataset", "method"]
+    rows = list(DictReader(io.StringIO(render_csv(runs, summarize(runs, keys), keys))))
+    metrics = {(r["row"], r["dataset"]): sorted({x["metric"] for x in rows if (x["row"], x["dataset"]) == (r["row"], r["dataset"])})
+               for r in rows}
+    assert metrics[("cell", "multi_mnist")] == ["average", "left", "right"] and metrics[("cell", "celeba")] == ["Smiling", "average"]
+    left = next(r for r in rows if r["row"] == "cell" and r["metric"] == "left")
+    low, high = scipy_stats.t.interval(0.95, 1, loc=91.0, scale=scipy_stats.sem([90.0, 92.0]))
+    assert float(left["value"]) == 91.0 and float(left["ci95"]) == pytest.approx((high - low) / 2) and left["seeds"] == "2"
+    smiling = next(r for r in rows if r["row"] == "cell" and r["metric"] == "Smiling")
+    assert smiling["ci95"] == "" and smiling["direction"] == "higher"  # one seed: no interval

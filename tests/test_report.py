@@ -65,8 +65,10 @@ def test_markdown_and_csv(filled):
     assert "Agreement rule" in text and "Welch-Satterthwaite" in text and "[1] test paper, Table 1" in text
     assert "Runs: 3 done, 0 failed, 0 running, 3 pending" in text
     csv, _ = build(suite, store, "csv")
-    header, row = csv.strip().splitlines()
-    assert header.startswith("dataset,ways,shots,method") and "agrees" in header and row.startswith("omniglot,5,1,protonet")
+    header, *rows = csv.strip().splitlines()
+    assert header.startswith("row,dataset,ways,shots,method") and "agrees" in header
+    cells = [row for row in rows if row.startswith("cell,")]
+    assert len(rows) == 7 and len(cells) == 1 and cells[0].startswith("cell,omniglot,5,1,protonet")
 
 
 def test_damaged_files_are_warnings_in_the_report(filled):
@@ -113,3 +115,46 @@ def test_gpu_hours_use_each_runs_own_gpus_from_overrides(tmp_path):
     assert cells.at["protonet", "gpu_hours"] == pytest.approx(2 * 0.5 * 1)  # 2 GPU runs x 0.5 h x 1 GPU
     assert cells.at["mtl", "gpu_hours"] == pytest.approx(2 * 0.5 * 2)
     assert "GPU-h (all seeds)" in build(suite, store, "markdown")[0]
+
+
+def test_options_default_to_plots_for_markdown_and_the_suites_baseline(tmp_path):
+    from harness import HarnessError
+    from harness.report import resolve_options
+
+    suite = load_suite(write_suite(tmp_path, TWO_SEEDS + "report: {baseline: protonet}\n"))
+    assert resolve_options(suite, "markdown", None) == {"plots": True, "baseline": "protonet"}
+    assert resolve_options(suite, "csv", {"baseline": "mtl"}) == {"plots": False, "baseline": "mtl"}
+    assert resolve_options(suite, "json", {"plots": True})["plots"] is True
+    with pytest.raises(HarnessError, match=r"--format html: unknown format \(known: markdown, csv, latex, json\)"):
+        resolve_options(suite, "html", None)
+
+
+def test_only_the_reports_own_files_leave_the_warnings(filled):
+    from harness.report import report_warnings
+
+    suite, store, _ = filled
+    for name in ("REPORT.md", "report.csv", "report.tex", "report.json", "accuracy_vs_training_cost.png", "notes.txt"):
+        (store.dir / name).write_text("x")
+    scan = collect(suite, store)[1]
+    assert len(scan.warnings) >= 1 and report_warnings(scan) == [f"{store.dir / 'notes.txt'}: not a run folder of this harness; ignored"]
+
+
+def test_a_baseline_filtered_out_leaves_a_row_saying_so(filled, capsys):
+    from harness.cli import main
+
+    suite, store, _ = filled
+    args = ["--results", str(store.root), "report", str(suite.path), "--no-plots", "--filter", "method=protonet"]
+    assert main(args + ["--baseline", "protonet"]) == 0 and "No other method to compare with the baseline." in capsys.readouterr().out
+    text, _ = build(suite, store, "markdown", {"plots": False, "baseline": "mtl"})  # mtl has no finished run
+    assert "| protonet " in text.split("## Paired comparisons with mtl")[1] and "no baseline run in this group" in text
+
+
+def test_training_hours_per_run(tmp_path):
+    from harness.report import training_hours
+    import pandas as pd
+
+    runs = pd.DataFrame({"train_seconds": [3600.0, 1800.0, None], "device": ["cuda:0", "cpu", "cuda:0"],
+                         "gpus": [2, 2, 2], "cpus": [4, 4, 4]})
+    hours = training_hours(runs)
+    assert hours["train_gpu_hours"] == pytest.approx((2.0 + 0.0) / 2)  # the CPU run: no GPU-hours; missing: left out
+    assert hours["train_cpu_hours"] == pytest.approx((4.0 + 2.0) / 2)

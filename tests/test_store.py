@@ -116,3 +116,22 @@ def test_a_long_run_log_moves_its_older_lines_aside_and_loses_none(tmp_path):
     assert len(parts) > 2 and all(p.stat().st_size <= 2000 + 100 for p in parts)
     lines = [line for p in parts for line in p.read_text().splitlines()]
     assert [line.split(" ")[2] for line in lines] == [f"{i:03d}" for i in range(200)]
+
+
+def test_reports_and_figures_beside_the_runs_are_not_foreign(planned):
+    suite, specs, store = planned
+    store.dir.mkdir(parents=True)
+    for name in ("REPORT.md", "report.csv", "report.tex", "report.json", "accuracy_vs_training_cost.png"):
+        (store.dir / name).write_text("x")
+    (store.dir / "figure.png.d").mkdir()  # a folder is not a figure
+    scan = store.scan(specs)
+    assert len(scan.warnings) == 1 and "figure.png.d" in scan.warnings[0]
+    assert [scan.states[s.run_id].status for s in specs] == ["pending", "pending"]
+
+
+def test_records_of_runs_no_longer_planned_are_counted(planned):
+    suite, specs, store = planned
+    store.write_record(fake_record(specs[0]))
+    store.write_record(fake_record(specs[1]))
+    scan = store.scan(specs[1:])
+    assert scan.unplanned == 1 and list(scan.states) == [specs[1].run_id] and scan.warnings == []
