@@ -395,7 +395,8 @@ def cmd_report(args) -> None:
     methods = sorted({spec.config["method"] for spec in specs})
     if args.baseline is not None and args.baseline not in methods:
         raise HarnessError(f"--baseline {args.baseline}: no run of this suite has that method (methods: {', '.join(methods)})")
-    _write_report(suite, store, args.format, args.out, echo=True, options={"plots": args.plots, "baseline": args.baseline})
+    _write_report(suite, store, args.format, args.out, echo=True,
+                  options={"plots": args.plots, "baseline": args.baseline, "per_task": args.per_task})
 
 
 def cmd_compare(args) -> None:
@@ -547,6 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default=None, help="also write the report here")
     report.add_argument("--plots", action=argparse.BooleanOptionalAction, default=None,
                         help="draw the figures (PNG beside the report) and link them (default: on for markdown)")
+    report.add_argument("--per-task", action="store_true",
+                        help="also each task's own figures, where the family's report has them (rl: success per task)")
     report.add_argument("--baseline", default=None, metavar="METHOD",
                         help="compare every other method with this one, paired where the runs allow "
                              "(default: the suite's report.baseline)")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 
 import pandas as pd
-from scipy import stats as scipy_stats
 from tabulate import tabulate
 
 from harness import families, plots
@@ -80,7 +79,7 @@ def summarize(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         best = group["average"].idxmax()
         frame.loc[best, "best"] = True
         for index in group.index:
-            frame.at[index, "indistinguishable"] = _same_as(frame.at[index, "seed_averages"], frame.at[best, "seed_averages"])
+            frame.at[index, "indistinguishable"] = same_as_best(frame.at[index, "seed_averages"], frame.at[best, "seed_averages"])
         unitary = group[group["method"] == "unitary"]
         if len(unitary):
             frame.loc[group.index, "time_vs_unitary"] = group["seconds_per_step"] / unitary["seconds_per_step"].iloc[0]
@@ -88,11 +87,13 @@ def summarize(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame
 
 
-def _same_as(ours: list, best: list) -> bool | None:
+def same_as_best(ours: list, best: list) -> bool | None:
     if ours is best or ours == best:
         return True
     if len(ours) < 2 or len(best) < 2:
         return None
+    from scipy import stats as scipy_stats  # only where a verdict is needed: it is slow to import
+
     return bool(scipy_stats.ttest_ind(ours, best, equal_var=False).pvalue > 0.05)
 
 
@@ -117,12 +118,12 @@ def render(cells: pd.DataFrame, keys: list[str], directions: dict | None = None)
         table.append([cell[k] for k in keys] + [cell["seeds"]]
                      + ([_pm(cell["tasks"][name]) for name in task_names] if show_tasks else [])
                      + [f"{cell['average']:.2f}" + ("" if math.isnan(cell["ci95"]) else f" ± {cell['ci95']:.2f}"), verdict,
-                        f"{cell['seconds_per_step'] * 1000:.1f} ms", _ratio(cell["time_vs_unitary"]),
-                        f"{cell['peak_bytes'] / 2**20:.0f}", _ratio(cell["memory_vs_unitary"])])
+                        f"{cell['seconds_per_step'] * 1000:.1f} ms", ratio_text(cell["time_vs_unitary"]),
+                        f"{cell['peak_bytes'] / 2**20:.0f}", ratio_text(cell["memory_vs_unitary"])])
     return [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "", *NOTES]
 
 
-def _ratio(value) -> str:
+def ratio_text(value) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.2f}"
 
 
@@ -305,8 +306,8 @@ def dataset_latex(suite, cells: pd.DataFrame, keys: list[str], directions: dict)
             for index, mean, half, best in zip(group.index, means, halves, best_mask(means, direction)):
                 text[index, column] = bold(latex_pm(mean, half)) if best else latex_pm(mean, half)
     rows = [[latex_escape(cell[k]) for k in shown_keys] + [str(cell["seeds"])] + [text[i, c] for c in tasks + ["average"]]
-            + [f"{cell['seconds_per_step'] * 1000:.1f}", _ratio(cell["time_vs_unitary"]),
-               f"{cell['peak_bytes'] / 2**20:.0f}", _ratio(cell["memory_vs_unitary"])]
+            + [f"{cell['seconds_per_step'] * 1000:.1f}", ratio_text(cell["time_vs_unitary"]),
+               f"{cell['peak_bytes'] / 2**20:.0f}", ratio_text(cell["memory_vs_unitary"])]
             for i, cell in cells.iterrows()]
     headers = shown_keys + ["seeds"] + [t + (" ↓" if directions.get(t) == "lower" else "") for t in tasks] + [
         "average", "ms/step", "× unitary", "peak MB", "× unitary (mem)"]
