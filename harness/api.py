@@ -138,8 +138,13 @@ class Family:
 
     @property
     def registries(self) -> dict[str, Registry]:
-        """config key -> the registry its values come from."""
-        return {name: key.choices for name, key in self.keys.items() if key.names_component}
+        """config key -> the registry its values come from (computed once: planning asks
+        for it for every run, and keys added later never name components)."""
+        found = self.__dict__.get("_registries")
+        if found is None:
+            found = {name: key.choices for name, key in self.keys.items() if key.names_component}
+            object.__setattr__(self, "_registries", found)
+        return found
 
     @property
     def datasets(self) -> Registry:

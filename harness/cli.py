@@ -19,6 +19,7 @@ from harness import HarnessError, __version__, families
 from harness.keys import check_value, parse_text
 from harness.spec import expand
 from harness.store import Store
+from harness.tables import markdown_table
 from harness.suite import load_suite
 
 SUITES_DIR = Path("suites")
@@ -119,7 +120,7 @@ def cmd_plan(args) -> None:
     fixed = list(families.get(suite.family).plan_columns)
     columns = fixed + [axis for axis in suite.axes if axis not in fixed]
     rows = [[spec.run_id, scan.states[spec.run_id].status] + [spec.config[c] for c in columns] for spec in specs]
-    print(tabulate(rows, headers=["run_id", "status"] + columns, tablefmt="github", disable_numparse=True))
+    print(markdown_table(rows, ["run_id", "status"] + columns))
     print(_counts_line(scan, specs))
     if groups is not None:
         from harness.estimate import text
@@ -147,7 +148,7 @@ def cmd_status(args) -> None:
 
     suite, specs, store = planned(args)
     view = run_views(store, specs)
-    warn(view.warnings + stale(specs, store.scan(specs)))
+    warn(view.warnings + stale(specs, view.scan))
     _print_status(suite, specs, store, view)
 
 
@@ -248,7 +249,7 @@ def cmd_run(args) -> None:
         if problem:
             raise HarnessError(f"--signal-delay-s {args.signal_delay_s}: {problem}")
     view = status.run_views(store, specs)
-    warn(view.warnings + stale(specs, store.scan(specs)))
+    warn(view.warnings + stale(specs, view.scan))
     views = view.views
     wanted = set(status.NOT_STARTED) | ({"failed"} if args.retry_failed else set())
     if args.force:
@@ -343,6 +344,8 @@ def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=Non
     if fmt not in formats:
         raise HarnessError(f"--format {fmt}: the {family.name} report does not write it (it writes: {', '.join(formats)})")
     takes_options = len(inspect.signature(build).parameters) >= 4
+    if specs is not None:
+        options = {**(options or {}), "specs": specs}
     text, warnings = build(suite, store, fmt, options) if takes_options else build(suite, store, fmt)
     warn(warnings)
     paths = {store.dir / REPORT_FILES[fmt]}
@@ -396,7 +399,7 @@ def cmd_report(args) -> None:
     if args.baseline is not None and args.baseline not in methods:
         raise HarnessError(f"--baseline {args.baseline}: no run of this suite has that method (methods: {', '.join(methods)})")
     _write_report(suite, store, args.format, args.out, echo=True,
-                  options={"plots": args.plots, "baseline": args.baseline, "per_task": args.per_task})
+                  specs=specs, options={"plots": args.plots, "baseline": args.baseline, "per_task": args.per_task})
 
 
 def cmd_compare(args) -> None:

@@ -143,7 +143,13 @@ def _load(target: Index, name: str, origin: str, source_of, isolate: bool) -> Pl
             target.families[family.name] = family
             target.origins[family.name] = origin
             plugin.families.append(family.name)
-        merge_component_keys(target)
+        for registry_id, entries in by_registry.items():  # keys this plugin's components declare
+            for owner in owners(target, registry_id):
+                merge_component_keys(owner, entries)
+        for family in families:  # a plugin family's own components, and what waited for it
+            registries = family.registries.values()
+            merge_component_keys(family, [e for r in registries for e in (r.entries().values() if origin != BUILT_IN
+                                                                          else r._added)])
     except PluginError as error:
         message = str(error)
         suite_file = source is not None and origin == f"plugin {source.path}" and str(source.path) in message
@@ -186,37 +192,45 @@ def activate(items) -> list[Plugin]:
 # ---------------------------------------------------------------- component keys
 
 
-def merge_component_keys(target: Index) -> None:
+def owners(target: Index, registry_id: str) -> list:
+    """The families (loaded so far) that have the registry of this id."""
+    return [family for family in target.families.values()
+            if any(registry.id == registry_id for registry in family.registries.values())]
+
+
+def merge_component_keys(family, entries) -> None:
     """Add the config keys components declare (``keys={"knn_k": {"type": "int", "default": 5,
     "help": "...", "minimum": 1}}`` in their register call) to their family's schema. A
-    key of another meaning under the same name is a PluginError naming both."""
+    key of another meaning under the same name is a PluginError naming both. (harness's own
+    components declare none: their folders are not read for keys, which keeps planning fast.)"""
+    for entry in entries:
+        for name, spec in (entry.meta.get("keys") or {}).items():
+            key = component_key(f"{entry.source.where(entry.line)}: {entry.name!r}: key {name!r}", name, spec, entry.name)
+            old = family.keys.get(name)
+            if old is not None and old != key:
+                raise PluginError(f"{entry.source.where(entry.line)}: {entry.name!r}: key {name!r}: family "
+                                  f"{family.name} already has a key {name!r} of another meaning")
+            family.keys[name] = key
+
+
+def component_key(where: str, name: str, spec, owner: str):
+    """The Key a component's ``keys={name: spec}`` declares; PluginError naming ``where``."""
+    from harness.api import _key_problems
     from harness.keys import Key
 
     types = {"int": int, "float": float, "bool": bool, "str": str}
-    for family in target.families.values():
-        for registry in family.registries.values():
-            for entry in registry.entries().values():
-                for name, spec in (entry.meta.get("keys") or {}).items():
-                    where = f"{entry.source.where(entry.line)}: {registry.id} {entry.name!r}: key {name!r}"
-                    if not isinstance(spec, dict) or spec.get("type") not in types or "default" not in spec:
-                        raise PluginError(f"{where}: declare it as {{'type': 'int'|'float'|'bool'|'str', "
-                                          "'default': ..., 'help': ...}")
-                    unknown = set(spec) - {"type", "default", "help", "minimum", "exclusive", "choices", "nullable"}
-                    if unknown:
-                        raise PluginError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-                    key = Key(types[spec["type"]], spec["default"], spec.get("help", f"{entry.name}'s {name}"),
-                              minimum=spec.get("minimum"), exclusive=spec.get("exclusive", False),
-                              choices=tuple(spec["choices"]) if spec.get("choices") else None,
-                              nullable=spec.get("nullable", False))
-                    from harness.api import _key_problems
-
-                    problems = list(_key_problems(name, key))
-                    if problems:
-                        raise PluginError(f"{where}: {problems[0]}")
-                    old = family.keys.get(name)
-                    if old is not None and old != key:
-                        raise PluginError(f"{where}: family {family.name} already has a key {name!r} of another meaning")
-                    family.keys[name] = key
+    if not isinstance(spec, dict) or spec.get("type") not in types or "default" not in spec:
+        raise PluginError(f"{where}: declare it as {{'type': 'int'|'float'|'bool'|'str', 'default': ..., 'help': ...}}")
+    unknown = set(spec) - {"type", "default", "help", "minimum", "exclusive", "choices", "nullable"}
+    if unknown:
+        raise PluginError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    key = Key(types[spec["type"]], spec["default"], spec.get("help", f"{owner}'s {name}"),
+              minimum=spec.get("minimum"), exclusive=spec.get("exclusive", False),
+              choices=tuple(spec["choices"]) if spec.get("choices") else None, nullable=spec.get("nullable", False))
+    problems = list(_key_problems(name, key))
+    if problems:
+        raise PluginError(f"{where}: {problems[0]}")
+    return key
 
 
 # ---------------------------------------------------------------- families

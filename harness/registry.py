@@ -27,6 +27,7 @@ import ast
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,7 +115,25 @@ def read_declarations(path: Path) -> list[Declaration]:
     return found
 
 
+_parsed: dict[tuple, ast.Module] = {}
+
+
 def parse(path: Path) -> ast.Module:
+    """The file's syntax tree, parsed once per process and file version."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        stat = None
+    known = (str(path), stat.st_mtime_ns, stat.st_size) if stat else None
+    if known in _parsed:
+        return _parsed[known]
+    tree = _parse(path)
+    if known:
+        _parsed[known] = tree
+    return tree
+
+
+def _parse(path: Path) -> ast.Module:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

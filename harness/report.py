@@ -23,13 +23,13 @@ import math
 from pathlib import PurePath
 
 import pandas as pd
-from tabulate import tabulate
 
 from harness import HarnessError, families
 from harness import plots
 from harness.spec import expand
 from harness.stats import agreement, compare_by_sample, compare_by_seed, reported_error, t_interval, verdict
-from harness.store import Store
+from harness.store import Store, gc_paused
+from harness.tables import markdown_table
 from harness.suite import Suite
 
 REPORT_FILES = {"markdown": "REPORT.md", "csv": "report.csv", "latex": "report.tex", "json": "report.json"}
@@ -43,36 +43,47 @@ def group_keys(suite: Suite) -> list[str]:
     return keys + [axis for axis in suite.axes if axis not in keys and axis != "seed"]
 
 
-def collect(suite: Suite, store: Store):
-    """(one row per planned run, the store scan); statistics are computed later, never stored."""
+def collect(suite: Suite, store: Store, specs=None):
+    """(one row per planned run, the store scan); statistics are computed later, never stored.
+    ``specs``: the suite's runs when the caller has expanded them already."""
     family = families.get(suite.family)
-    specs = list(expand(suite))
+    specs = list(expand(suite)) if specs is None else list(specs)
     scan = store.scan(specs)
     keys = group_keys(suite)
     rows = []
-    for spec in specs:
-        state = scan.states[spec.run_id]
-        record = state.record or {}
-        timing = record.get("timing") or {}
-        metrics = record.get("metrics") or {}
-        row = {name: spec.config[name] for name in keys}
-        row.update({
-            "seed": spec.config["seed"], "run_id": spec.run_id, "label": spec.label(), "status": state.status,
-            "config": spec.config,
-            "train_seconds": timing.get("train_seconds"), "eval_seconds": timing.get("eval_seconds"),
-            "total_seconds": timing.get("total_seconds"),
-            "device": (record.get("env") or {}).get("device"),
-            "gpus": suite.resources_for(spec.config).gpus,  # what the run asked for, overrides included
-            "cpus": suite.resources_for(spec.config).cpus,
-            "error": first_line((record.get("error") or {}).get("message")) if state.status == "failed" else None,
-            "log": record.get("log"),
-        })
-        for metric in family.metrics:
-            row[metric.name] = metrics.get(metric.name)
-            if metric.samples:
-                row[f"{metric.name}:samples"] = metrics.get(metric.samples)
-        rows.append(row)
+    resources = {}
+    with gc_paused():  # the records are decoded here (lazily): many small acyclic containers
+        for spec in specs:
+            rows.append(_run_row(suite, family, keys, spec, scan.states[spec.run_id], resources))
     return pd.DataFrame(rows), scan
+
+
+def _run_row(suite: Suite, family, keys: list, spec, state, resources: dict) -> dict:
+    """One run as a row of the report's frame (``resources``: the resources per config, memoised)."""
+    record = state.record or {}
+    timing = record.get("timing") or {}
+    metrics = record.get("metrics") or {}
+    config = spec.config
+    asked = resources.get(id(config)) or resources.setdefault(id(config), suite.resources_for(config))
+    row = {name: config[name] for name in keys}
+    row.update({
+        "seed": config["seed"], "run_id": spec.run_id, "label": spec.label(), "status": state.status,
+        "config": config,
+        "train_seconds": timing.get("train_seconds"), "eval_seconds": timing.get("eval_seconds"),
+        "total_seconds": timing.get("total_seconds"),
+        "device": (record.get("env") or {}).get("device"),
+        "gpus": asked.gpus,  # what the run asked for, overrides included
+        "cpus": asked.cpus,
+        "error": first_line((record.get("error") or {}).get("message")) if state.status == "failed" else None,
+        "log": record.get("log"),
+    })
+    for metric in family.metrics:
+        row[metric.name] = metrics.get(metric.name)
+        if metric.samples:
+            row[f"{metric.name}:samples"] = metrics.get(metric.samples)
+    return row
+
+
 
 
 def first_line(text):
@@ -86,61 +97,85 @@ def _reported_for(suite: Suite, metric: str, config: dict):
 
 
 def summarize(suite: Suite, runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
-    """One row per cell for one metric (default: the family's first)."""
+    """One row per cell for one metric (default: the family's first). Plain Python over the
+    runs' rows (not pandas per cell): a 10,000-run report has a thousand cells."""
     family = families.get(suite.family)
     declared = family.metric(metric) if metric else family.headline
     keys = group_keys(suite)
     done = runs[runs["status"] == "done"] if len(runs) else runs
+    groups: dict[tuple, list] = {}
+    for row in done.to_dict("records"):
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
     cells = []
-    for key, group in done.groupby(keys, sort=False, dropna=False):
-        group = group.sort_values("seed")
-        values = [float(v) for v in group[declared.name]]
+    for key, group in groups.items():
+        group.sort(key=lambda row: row["seed"])
+        values = [float(row[declared.name]) for row in group]
         across = t_interval(values)
-        row = {**dict(zip(keys, key if isinstance(key, tuple) else (key,))), "metric": declared.name,
-               "seeds": across.n, "mean": across.mean, "ci95": across.half_width, "seed_values": values,
-               "seed_list": list(group["seed"]),
-               "train_seconds": group["train_seconds"].mean(), "eval_seconds": group["eval_seconds"].mean(),
-               "gpu_hours": gpu_hours(group), **training_hours(group)}
+        cell = {**dict(zip(keys, key)), "metric": declared.name,
+                "seeds": across.n, "mean": across.mean, "ci95": across.half_width, "seed_values": values,
+                "seed_list": [row["seed"] for row in group],
+                "train_seconds": mean_of(row["train_seconds"] for row in group),
+                "eval_seconds": mean_of(row["eval_seconds"] for row in group),
+                "gpu_hours": gpu_hours(group), **training_hours(group)}
         sample_se, sample_df = 0.0, math.inf
         if declared.samples:
-            per_seed = [t_interval(samples) for samples in group[f"{declared.name}:samples"]]
-            row["per_seed"] = [(seed, i.mean, i.half_width) for seed, i in zip(group["seed"], per_seed)]
-            row["samples"] = int(min(i.n for i in per_seed))
-            row["samples_per_seed"] = [i.n for i in per_seed]
+            per_seed = [t_interval(row[f"{declared.name}:samples"]) for row in group]
+            cell["per_seed"] = [(row["seed"], i.mean, i.half_width) for row, i in zip(group, per_seed)]
+            cell["samples"] = int(min(i.n for i in per_seed))
+            cell["samples_per_seed"] = [i.n for i in per_seed]
             # the test units all seeds share: their sampling variance, averaged over seeds
             usable = [i for i in per_seed if i.n > 1]
             if usable:
                 sample_se = math.sqrt(sum(i.se ** 2 for i in usable) / len(usable))
                 sample_df = float(sum(i.n - 1 for i in usable))
-        row["sample_se"] = sample_se
-        entry = _reported_for(suite, declared.name, group["config"].iloc[0])
+        cell["sample_se"] = sample_se
+        entry = _reported_for(suite, declared.name, group[0]["config"])
         if entry is not None:
             se_rep, how, df_rep = reported_error(entry.interval, entry.kind, entry.seeds or entry.samples)
             verdict = agreement(across.mean, entry.value, seed_se=across.se, seed_df=float(across.n - 1),
                                 sample_se=sample_se, sample_df=sample_df, reported_se=se_rep, reported_df=df_rep)
-            row.update({
+            cell.update({
                 "reported": entry.value, "reported_interval": entry.interval, "reported_kind": entry.kind,
                 "reported_se": se_rep, "reported_se_rule": how, "source": source_text(entry),
                 "diff": verdict.difference, "se": verdict.se, "df": verdict.df, "quantile": verdict.quantile,
                 "bound": verdict.bound, "agrees": bool(verdict.agrees) if verdict.se > 0 else None,
             })
-        cells.append(row)
+        cells.append(cell)
     return pd.DataFrame(cells)
 
 
-def gpu_hours(runs: pd.DataFrame) -> float:
-    """GPUs asked for x wall-clock, summed over the runs that ran on a GPU."""
-    on_gpu = runs["device"].fillna("").astype(str).str.startswith("cuda")
-    return float((runs["total_seconds"].astype(float) * runs["gpus"])[on_gpu].sum() / 3600)
+def _number(value) -> float:
+    """A timing field as a float: NaN when missing (None, NaN, not a number)."""
+    try:
+        return float(value) if value is not None else math.nan
+    except (TypeError, ValueError):
+        return math.nan
 
 
-def training_hours(runs: pd.DataFrame) -> dict:
+def mean_of(values) -> float:
+    """The mean of the numbers among ``values`` (NaN when there are none), as pandas' mean."""
+    numbers = [v for v in map(_number, values) if not math.isnan(v)]
+    return math.fsum(numbers) / len(numbers) if numbers else math.nan
+
+
+def _on_gpu(row) -> bool:
+    return str(row.get("device") or "").startswith("cuda")
+
+
+def gpu_hours(runs) -> float:
+    """GPUs asked for x wall-clock, summed over the runs (rows) that ran on a GPU."""
+    rows = runs.to_dict("records") if isinstance(runs, pd.DataFrame) else runs
+    return math.fsum(v for v in (_number(r["total_seconds"]) * r["gpus"] for r in rows if _on_gpu(r))
+                     if not math.isnan(v)) / 3600
+
+
+def training_hours(runs) -> dict:
     """Mean training cost per run: GPU-hours (GPUs asked for x training seconds, 0 for a run
     that did not run on a GPU) and CPU core-hours (cores asked for x training seconds)."""
-    seconds = pd.to_numeric(runs["train_seconds"], errors="coerce")
-    on_gpu = runs["device"].fillna("").astype(str).str.startswith("cuda")
-    gpu = (seconds * runs["gpus"]).where(on_gpu, 0.0).where(seconds.notna())
-    return {"train_gpu_hours": float(gpu.mean() / 3600), "train_cpu_hours": float((seconds * runs["cpus"]).mean() / 3600)}
+    rows = runs.to_dict("records") if isinstance(runs, pd.DataFrame) else runs
+    gpu = [_number(r["train_seconds"]) * (r["gpus"] if _on_gpu(r) else 0) for r in rows]
+    cpu = [_number(r["train_seconds"]) * r["cpus"] for r in rows]
+    return {"train_gpu_hours": mean_of(gpu) / 3600, "train_cpu_hours": mean_of(cpu) / 3600}
 
 
 def source_text(entry) -> str:
@@ -232,7 +267,7 @@ def metric_table(suite: Suite, cells: pd.DataFrame, metric) -> list[str]:
     headers += [f"mean{arrow} ± 95% CI (seeds)", "reported", "diff", "agrees", "train/run", "eval/run"]
     if show_gpu:
         headers.append("GPU-h (all seeds)")
-    lines = [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    lines = [markdown_table(table, headers), ""]
     lines += notes(metric)
     if sources:
         lines += ["", "Sources: " + "; ".join(f"[{n}] {s}" for s, n in sources.items()) + "."]
@@ -398,7 +433,7 @@ def comparison_table(suite: Suite, comparisons: pd.DataFrame, metric, keys: list
                                        p_text(row["p_value"]), row["verdict"], row["test"]]
              for _, row in comparisons.iterrows()]
     headers = keys + ["n", f"diff{arrow} ± 95% CI", "p", "verdict", "test"]
-    return [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), "",
+    return [markdown_table(table, headers), "",
             *comparison_notes(comparisons, metric)]
 
 
@@ -864,9 +899,9 @@ def build(suite: Suite, store: Store, fmt: str = "markdown", options: dict | Non
     ``options``: ``plots`` (default: on for markdown) draws the figures into ``store.dir``
     and links them; ``baseline`` (default: the suite's) adds the paired comparisons;
     ``shared_by`` (default ``shared_keys``) the config keys two runs must agree on to be
-    paired."""
+    paired; ``specs``, the suite's runs when the caller has expanded them already."""
     options = resolve_options(suite, fmt, options)
-    runs, scan = collect(suite, store)
+    runs, scan = collect(suite, store, options.get("specs"))
     baseline, shared_by = options["baseline"], options.get("shared_by")
     figures, problems = figures_or_warning(lambda: draw_figures(suite, runs, store)) if options["plots"] else ([], [])
     if fmt == "markdown":

@@ -75,20 +75,25 @@ def dataset_fingerprint(family_name: str, name: str) -> str | None:
     return fingerprint() if callable(fingerprint) else None
 
 
-def identity(family: Family, config: dict) -> dict:
-    return {
-        "family": [family.name, family.version],
-        "config": identity_config(family, config),
-        "components": {key: [name, family.registries[key].version(name)]
-                       for key, name in sorted(used_components(family, config).items())},
-        "data": dataset_fingerprint(family.name, config["dataset"]),
-    }
+def identity(family: Family, config: dict, memo: dict | None = None) -> dict:
+    """What a run id hashes. ``memo`` (one per expansion) keeps the components' part per
+    distinct choice of components: a grid names few, its runs many."""
+    named = tuple(config.get(key) for key in family.registries)
+    parts = memo.get(named) if memo is not None else None
+    if parts is None:
+        parts = ({key: [name, family.registries[key].version(name)]
+                  for key, name in sorted(used_components(family, config).items())},
+                 dataset_fingerprint(family.name, config["dataset"]))
+        if memo is not None:
+            memo[named] = parts
+    return {"family": [family.name, family.version], "config": identity_config(family, config),
+            "components": parts[0], "data": parts[1]}
 
 
-def run_id(config: dict, family: Family | str = families.DEFAULT) -> str:
+def run_id(config: dict, family: Family | str = families.DEFAULT, memo: dict | None = None) -> str:
     """12 hex digits of the sha256 of the run's identity."""
     family = families.get(family) if isinstance(family, str) else family
-    return hashlib.sha256(canonical_json(identity(family, config)).encode()).hexdigest()[:12]
+    return hashlib.sha256(canonical_json(identity(family, config, memo)).encode()).hexdigest()[:12]
 
 
 def components(family: Family, config: dict) -> dict:
@@ -107,9 +112,9 @@ def components(family: Family, config: dict) -> dict:
 def expand(suite: Suite) -> Iterator[RunSpec]:
     """The suite's runs, lazily; configs that resolve identically are yielded once."""
     family = families.get(suite.family)
-    seen = set()
+    seen, memo = set(), {}
     for config in suite.configs():
-        rid = run_id(config, family)
+        rid = run_id(config, family, memo)
         if rid not in seen:
             seen.add(rid)
             yield RunSpec(suite=suite.name, run_id=rid, config=config, family=suite.family, plugins=suite.plugins)

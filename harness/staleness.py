@@ -25,15 +25,14 @@ def stale_warnings(specs, scan) -> list[str]:
         state = scan.states.get(spec.run_id)
         if state is None or state.status != "done":
             continue
-        family = families.get(spec.family)
-        for key, part in ((state.record or {}).get("components") or {}).items():
-            if not isinstance(part, dict) or not {"name", "version", "digest"} <= set(part):
-                continue
-            ident = (spec.family, key, part["name"], str(part["version"]))
+        family = None
+        for key, name, version, digest, file in state.components:
+            ident = (spec.family, key, name, version)
             if ident not in cache:
-                cache[ident] = current_digest(family, key, part["name"], str(part["version"]))
-            if cache[ident] is not None and cache[ident] != part["digest"]:
-                found = changed.setdefault(ident, {"runs": 0, "file": part.get("file")})
+                family = family or families.get(spec.family)
+                cache[ident] = current_digest(family, key, name, version)
+            if cache[ident] is not None and cache[ident] != digest:
+                found = changed.setdefault(ident, {"runs": 0, "file": file})
                 found["runs"] += 1
     warnings = []
     for (family_name, key, name, version), found in changed.items():

@@ -3,11 +3,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 Z95 = 1.959963984540054
+
+
+@lru_cache(maxsize=4096)
+def t_quantile(probability: float, df: float) -> float:
+    """The Student t quantile (scipy.special.stdtrit: the same numbers as scipy.stats.t.ppf,
+    without importing scipy.stats, which costs a report most of its start-up)."""
+    return float(special.stdtrit(df, probability))
+
+
+def t_two_sided_p(statistic: float, df: float) -> float:
+    """2 P(T > |statistic|) for T ~ t(df) (as 2 * scipy.stats.t.sf(|statistic|, df))."""
+    return float(2 * special.stdtr(df, -abs(statistic)))
 
 
 @dataclass(frozen=True)
@@ -28,7 +41,7 @@ def t_interval(values, confidence: float = 0.95) -> Interval:
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
     se = float(values.std(ddof=1) / math.sqrt(n))
-    quantile = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
+    quantile = t_quantile(0.5 + confidence / 2, n - 1)
     return Interval(mean, quantile * se, se, n)
 
 
@@ -48,7 +61,7 @@ def reported_error(interval: float | None, kind: str | None, n: int | None) -> t
         return interval, "sem", df
     if kind == "ci95":
         if n and n > 1:
-            return interval / float(stats.t.ppf(0.975, n - 1)), f"ci95 / t(0.975, {n - 1})", df
+            return interval / t_quantile(0.975, n - 1), f"ci95 / t(0.975, {n - 1})", df
         return interval / Z95, "ci95 / 1.96 (n unknown)", math.inf
     if kind == "std":
         if n:
@@ -89,7 +102,7 @@ def agreement(ours: float, reported: float, seed_se: float = math.nan, seed_df: 
     parts = [(seed_se ** 2, seed_df), (sample_se ** 2, sample_df), (reported_se ** 2, reported_df)]
     variance = sum(v for v, _ in parts if not math.isnan(v))
     df = welch_satterthwaite(parts)
-    quantile = Z95 if math.isinf(df) else float(stats.t.ppf(0.975, df))
+    quantile = Z95 if math.isinf(df) else t_quantile(0.975, df)
     se = math.sqrt(variance)
     difference = ours - reported
     bound = quantile * se
@@ -132,8 +145,8 @@ def _difference(difference, variance, df, n, n_baseline, paired, test, confidenc
     se = math.sqrt(variance)
     if se == 0:  # every pair differs by the same amount: no spread to test against
         return Difference(difference, 0.0, 0.0, df, 1.0 if difference == 0 else 0.0, n, n_baseline, paired, test)
-    quantile = float(stats.t.ppf(0.5 + confidence / 2, df))
-    p_value = float(2 * stats.t.sf(abs(difference) / se, df))
+    quantile = t_quantile(0.5 + confidence / 2, df)
+    p_value = t_two_sided_p(difference / se, df)
     return Difference(difference, quantile * se, se, df, p_value, n, n_baseline, paired, test)
 
 

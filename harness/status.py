@@ -144,6 +144,7 @@ class SuiteView:
     views: dict  # run id -> RunView, in plan order
     warnings: list
     unplanned: int = 0  # records of runs no longer in the plan
+    scan: object = None  # the store's scan behind it
 
 
 def run_views(store: Store, specs) -> SuiteView:
@@ -166,4 +167,4 @@ def run_views(store: Store, specs) -> SuiteView:
         rescan = store.scan([by_id[run_id] for run_id in jobs])  # records that appeared meanwhile
         scan.states.update(rescan.states)
     views = {spec.run_id: merge_state(scan.states[spec.run_id], jobs.get(spec.run_id), states) for spec in specs}
-    return SuiteView(views, warnings, scan.unplanned)
+    return SuiteView(views, warnings, scan.unplanned, scan)

@@ -33,6 +33,7 @@ import fcntl
 import gc
 import hashlib
 import json
+import marshal
 import os
 import re
 import tempfile
@@ -87,11 +88,41 @@ def write_json_atomic(path: Path, data: dict) -> None:
         os.close(directory)
 
 
-@dataclass
 class RunState:
-    status: str  # one of STATUSES
-    record: dict | None = None
-    running: dict | None = None
+    """A planned run's state. ``record`` may be read lazily (``load``): a store-cache hit
+    knows the status and the record's components without reading the record itself, which
+    is all `plan` and `status` need."""
+
+    def __init__(self, status: str, record: dict | None = None, running: dict | None = None, load=None,
+                 components: list | None = None):
+        self.status = status  # one of STATUSES
+        self.running = running
+        self._record, self._load, self._components = record, load, components
+
+    @property
+    def record(self) -> dict | None:
+        if self._load is not None:
+            self._record, self._load = self._load(), None
+        return self._record
+
+    @property
+    def components(self) -> list:
+        """[[key, name, version, digest, file], ...] of the record's ``components``."""
+        if self._components is None:
+            self._components = component_summary(self.record)
+        return self._components
+
+    def __repr__(self) -> str:
+        return f"RunState({self.status!r})"
+
+
+def component_summary(record: dict | None) -> list:
+    """What staleness checks need of a record: each component's key, name, version, digest, file."""
+    parts = (record or {}).get("components")
+    if not isinstance(parts, dict):
+        return []
+    return [[key, part.get("name"), str(part.get("version")), part.get("digest"), part.get("file")]
+            for key, part in parts.items() if isinstance(part, dict) and {"name", "version", "digest"} <= set(part)]
 
 
 @dataclass
@@ -175,6 +206,9 @@ class Store:
                 record, problem = self._scan_record(run_id, spec, cache) if run_id in present else (None, None)
                 if problem:
                     scan.warnings.append(problem)
+                if isinstance(record, RunState):  # a cache hit: the record is read when asked for
+                    scan.states[run_id] = record
+                    continue
                 if record is not None:
                     scan.states[run_id] = RunState(record["status"], record=record)
                     continue
@@ -223,7 +257,7 @@ class Store:
             except OSError:
                 key = None  # the read below says what is wrong
             if key is not None:
-                hit = cache.get(run_id, key, family)
+                hit = cache.get(run_id, key, family, fallback=lambda: self._reread(run_id, spec, cache))
                 if hit is not None:
                     record, problem = hit
                     return record, problem and _rejected(path, problem)
@@ -237,6 +271,20 @@ class Store:
         if cache is not None and read_key is not None:
             cache.put(run_id, read_key, family, record, problem)
         return record, problem and _rejected(path, problem)
+
+    def _reread(self, run_id: str, spec, cache) -> dict | None:
+        """The record from its file (samples as arrays), when the cache cannot give it after all;
+        the cache learns it again (saved when this process ends)."""
+        try:
+            data, read_key = _read_stable(os.path.join(self.dir, run_id, RECORD))
+        except OSError:
+            return None
+        family = families.get(spec.family)
+        record, problem = _checked(data, run_id, spec.config, family)
+        if read_key is not None:
+            cache.put(run_id, read_key, family, record, problem)
+            cache.save_at_exit()
+        return record
 
     def running_info(self, run_id: str) -> dict | None:
         """The running marker of a run whose worker still holds its lock, else None."""
@@ -372,19 +420,21 @@ def gc_paused():
 
 # ---------------------------------------------------------------- the scan cache
 
-CACHE_FORMAT = 1  # bump whenever the layout, the validation or the sample conversion changes
-CACHE_INDEX = "index.json"
+CACHE_FORMAT = f"4.{marshal.version}"  # bump whenever the layout, the validation or the sample conversion changes
+CACHE_INDEX = "index.bin"
 CACHE_LOCK = "lock"
 CACHE_MAGIC = b"harness-store-cache"
 SEGMENT = re.compile(r"^seg-[0-9a-f]{16}\.bin$")
 SAMPLE_DTYPES = ("<f8", "<i8", ">f8", ">i8")
 MAX_SEGMENTS = 8  # more (or more than half of their bytes dead): rewrite the live entries as one
-# entry fields: the record file's key (5), family fingerprint, problem, segment, offset, length, arrays, crc32
-KEY, FINGERPRINT, PROBLEM, SEG, OFFSET, LENGTH, ARRAYS, CRC = slice(0, 5), 5, 6, 7, 8, 9, 10, 11
+# entry fields: the record file's key (5), family fingerprint, problem, segment, offset, length, arrays, crc32,
+# summary ([status, component_summary] of a valid record: what plan and status read without the record)
+KEY, FINGERPRINT, PROBLEM, SEG, OFFSET, LENGTH, ARRAYS, CRC, SUMMARY = slice(0, 5), 5, 6, 7, 8, 9, 10, 11, 12
+ENTRY_FIELDS = 13
 
 
 class RecordCache:
-    """``results/<suite>/.cache/``: ``index.json`` says, per run id, which record file (its
+    """``results/<suite>/.cache/``: ``index.bin`` (marshal, under a crc32) says, per run id, which record file (its
     key) and which family schema an entry was made from, the verdict (a problem, or a valid
     record), and where the record's bytes are: in a ``seg-*.bin`` segment, its sample
     arrays (raw float64/int64) then the rest of the record as compact JSON, under a crc32.
@@ -399,6 +449,8 @@ class RecordCache:
         self.added: dict[str, tuple[list, bytes]] = {}
         self.stale: dict[str, list] = {}
         self.fingerprints: dict[tuple, str] = {}
+        self.present: dict[str, bool] = {}  # segment -> there at its size (stat)
+        self.saving_at_exit = False
 
     def fingerprint(self, family) -> str:
         known = (family.name, id(family))
@@ -406,8 +458,10 @@ class RecordCache:
             self.fingerprints[known] = family_fingerprint(family)
         return self.fingerprints[known]
 
-    def get(self, run_id: str, key: tuple, family) -> tuple[dict | None, str | None] | None:
-        """(record, None) or (None, problem) cached for this exact record file; None: a miss."""
+    def get(self, run_id: str, key: tuple, family, fallback=None) -> tuple | None:
+        """(state, None) or (None, problem) cached for this exact record file; None: a miss.
+        The state is a RunState whose record is decoded when first asked for (the bytes
+        checked then); should they fail then, ``fallback`` reads the record file instead."""
         added = self.added.get(run_id)
         entry = added[0] if added else self.entries.get(run_id)
         if entry is None:
@@ -418,6 +472,45 @@ class RecordCache:
                 return None
             if entry[PROBLEM] is not None:
                 return (None, entry[PROBLEM]) if isinstance(entry[PROBLEM], str) else None
+            status, components = entry[SUMMARY]
+            if status in ("done", "failed") and isinstance(components, list) and not added and self._present(entry[SEG]):
+                load = lambda: self._entry_record(run_id, entry, fallback)
+                return RunState(status, load=load, components=components), None
+        except (TypeError, ValueError, IndexError, KeyError, AttributeError):
+            self.stale[run_id] = entry
+            return None
+        return self._eager(run_id, entry, added)
+
+    def _present(self, name) -> bool:
+        """The segment is there at the size the index says (a stat, not a read: its bytes are
+        checked when a record is decoded from them)."""
+        if name in self.segments:
+            return self.segments[name] is not None
+        if name not in self.present:
+            try:
+                self.present[name] = isinstance(name, str) and bool(SEGMENT.match(name)) and \
+                    os.stat(self.folder / name).st_size == self.sizes.get(name)
+            except OSError:
+                self.present[name] = False
+        return self.present[name]
+
+    def save_at_exit(self) -> None:
+        """Save what lazy reads learnt once this process ends (at most once)."""
+        if not self.saving_at_exit:
+            import atexit
+
+            self.saving_at_exit = True
+            atexit.register(self.save)
+
+    def _entry_record(self, run_id: str, entry: list, fallback) -> dict | None:
+        hit = self._eager(run_id, entry, None)
+        if hit is not None:
+            return hit[0]
+        return fallback() if fallback is not None else None
+
+    def _eager(self, run_id: str, entry: list, added) -> tuple | None:
+        """(record, None) decoded from the entry's bytes now; None when they cannot be used."""
+        try:
             if added:  # made by this process from the record just read
                 record = self._record(added[1], 0, entry, checked=True)
             else:
@@ -450,7 +543,10 @@ class RecordCache:
                 return None
             arrays[name] = np.frombuffer(buffer, dtype=dtype, count=count, offset=position)
             position += arrays[name].nbytes
-        record = json.loads(buffer[position:end])
+        try:
+            record = marshal.loads(buffer[position:end])
+        except (EOFError, ValueError, TypeError):
+            return None
         if not isinstance(record, dict) or record.get("status") not in ("done", "failed"):
             return None
         metrics = record.get("metrics")
@@ -477,7 +573,8 @@ class RecordCache:
 
     def put(self, run_id: str, key: tuple, family, record: dict | None, problem: str | None) -> None:
         arrays, payload = ([], b"") if record is None else _packed(record)
-        entry = [*key, self.fingerprint(family), problem, None, 0, len(payload), arrays, zlib.crc32(payload)]
+        summary = None if record is None else [record["status"], component_summary(record)]
+        entry = [*key, self.fingerprint(family), problem, None, 0, len(payload), arrays, zlib.crc32(payload), summary]
         self.added[run_id] = (entry, payload)
         self.stale.pop(run_id, None)
 
@@ -564,11 +661,12 @@ class RecordCache:
 
 def _packed(record: dict) -> tuple[list, bytes]:
     """(arrays: [[name, dtype, count]...], bytes): the record's sample arrays, then the rest of
-    the record as compact JSON with ``null`` where each array was."""
+    the record in marshal's format (the fastest to read of the standard library's; the
+    index's format line names the marshal version) with ``None`` where each array was."""
     metrics = record.get("metrics")
     arrays = {name: value for name, value in metrics.items() if hasattr(value, "dtype")} if isinstance(metrics, dict) else {}
     rest = {**record, "metrics": {**metrics, **dict.fromkeys(arrays)}} if arrays else record
-    text = json.dumps(rest, separators=(",", ":")).encode()
+    text = marshal.dumps(rest)
     return ([[name, array.dtype.str, len(array)] for name, array in arrays.items()],
             b"".join(array.tobytes() for array in arrays.values()) + text)
 
@@ -580,22 +678,22 @@ def _read_index(path: Path) -> tuple[dict, dict]:
     except OSError:
         return {}, {}
     header, _, body = data.partition(b"\n")
-    if header.split() != [CACHE_MAGIC, str(CACHE_FORMAT).encode(), b"%08x" % zlib.crc32(body)]:
+    if header.split() != [CACHE_MAGIC, CACHE_FORMAT.encode(), b"%08x" % zlib.crc32(body)]:
         return {}, {}
     try:
-        index = json.loads(body)
-    except ValueError:
+        index = marshal.loads(body)
+    except (ValueError, EOFError, TypeError):
         return {}, {}
     entries, sizes = (index.get("entries"), index.get("segments")) if isinstance(index, dict) else (None, None)
     if not isinstance(entries, dict) or not isinstance(sizes, dict):
         return {}, {}
     sizes = {name: size for name, size in sizes.items() if type(size) is int}
-    return {run_id: entry for run_id, entry in entries.items() if isinstance(entry, list) and len(entry) == 12}, sizes
+    return {run_id: entry for run_id, entry in entries.items() if isinstance(entry, list) and len(entry) == ENTRY_FIELDS}, sizes
 
 
 def _write_index(path: Path, entries: dict, sizes: dict) -> None:
-    body = json.dumps({"segments": sizes, "entries": entries}, separators=(",", ":")).encode()
-    _replace_with(path, CACHE_MAGIC + b" %d %08x\n" % (CACHE_FORMAT, zlib.crc32(body)) + body)
+    body = marshal.dumps({"segments": sizes, "entries": entries})
+    _replace_with(path, CACHE_MAGIC + b" %s %08x\n" % (CACHE_FORMAT.encode(), zlib.crc32(body)) + body)
 
 
 def _replace_with(path: Path, data: bytes) -> None:

@@ -158,3 +158,19 @@ def test_training_hours_per_run(tmp_path):
     hours = training_hours(runs)
     assert hours["train_gpu_hours"] == pytest.approx((2.0 + 0.0) / 2)  # the CPU run: no GPU-hours; missing: left out
     assert hours["train_cpu_hours"] == pytest.approx((4.0 + 2.0) / 2)
+
+
+def test_markdown_tables_are_tabulates_github_tables():
+    import random
+
+    from tabulate import tabulate
+
+    from harness.tables import markdown_table
+
+    rng = random.Random(0)
+    values = [None, True, False, 0.001, 1e-5, 12345, -3, "omniglot", "", "a ± b", "92.58 ± 0.60", "≈ best"]
+    for _ in range(300):
+        width = rng.randint(1, 6)
+        headers = [rng.choice(["a", "run_id", "mean ± 95% CI (seeds)", "x" * rng.randint(1, 14)]) for _ in range(width)]
+        rows = [[rng.choice(values) for _ in range(width)] for _ in range(rng.randint(0, 5))]
+        assert markdown_table(rows, headers) == tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

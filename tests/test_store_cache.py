@@ -206,9 +206,12 @@ def damage_index_garbage(store):
     (store.dir / CACHE_DIR / store_module.CACHE_INDEX).write_bytes(os.urandom(5000))
 
 
-def damage_index_body(store):  # valid JSON, but not what the crc says
+def damage_index_body(store):  # readable, but not what the crc says
     path = store.dir / CACHE_DIR / store_module.CACHE_INDEX
-    path.write_bytes(path.read_bytes().replace(b'"segments"', b'"segmentz"'))
+    header, _, body = path.read_bytes().partition(b"\n")
+    changed = body.replace(b"segments", b"segmentz")
+    assert changed != body
+    path.write_bytes(header + b"\n" + changed)
 
 
 def damage_segment_garbage(store):  # same size: only the crc32 tells
@@ -308,3 +311,21 @@ def test_segments_are_added_then_compacted(grid):
     entries = index_entries(store)
     assert {path.name for path in segments(store)} == {e[store_module.SEG] for e in entries.values() if e[store_module.SEG]}
     assert snapshot(fresh_scan(store, specs))[0][specs[0].run_id][1]["metrics"]["accuracy"] == (round_ + 1) / 2
+
+
+def test_a_bad_entry_found_when_its_record_is_read_is_replaced_from_the_record_file(grid, monkeypatch):
+    """A warm scan trusts an entry's summary (status, components) and decodes the record
+    only when asked: bytes that fail their check then are never used; the record file is
+    read instead and the entry rebuilt when the process ends."""
+    suite, specs, store = grid
+    reference = snapshot(fresh_scan(store, specs))
+    damage_segment_bytes(store)
+    scanner = Store(store.root, store.suite)
+    scan = scanner.scan(specs)
+    assert [scan.states[s.run_id].status for s in specs] == ["done"] * 4 + ["failed", "pending"]
+    assert snapshot(scan) == reference  # every record read from its file after all
+    scanner._cache().save()  # what the process does when it ends
+    read = []
+    real = store_module._read_stable
+    monkeypatch.setattr(store_module, "_read_stable", lambda path: read.append(path) or real(path))
+    assert snapshot(fresh_scan(store, specs)) == reference and read == []  # rebuilt: no file read again
