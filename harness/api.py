@@ -176,8 +176,9 @@ class Family:
             value = metrics.get(metric.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"done but without metrics.{metric.name}"
-            if metric.samples and not isinstance(metrics.get(metric.samples), list):
-                return f"done but without metrics.{metric.samples}"
+            samples = metrics.get(metric.samples) if metric.samples else None
+            if metric.samples and not (isinstance(samples, list) or hasattr(samples, "dtype")):  # a list (or the
+                return f"done but without metrics.{metric.samples}"  # store's read-only array of it)
         return None
 
 

@@ -7,7 +7,9 @@ runs (of this suite and of every other suite in the results folder) with the sam
 method, dataset and backbone; when there are none, of the same method and dataset, then
 of the same method, and the estimate says so. GPU-hours: the GPUs each run asks for
 (``suite.resources_for(config).gpus``) x its expected wall-clock. No torch here; an
-estimate assumes the finished runs' cost per run (it does not scale with ``steps``).
+estimate assumes the finished runs' cost per run (it does not scale with ``steps``): the
+keys on which they differ from the pending runs are named beside it (a budget of another
+size shows as ``steps (9000 vs 2000000)``).
 """
 from __future__ import annotations
 
@@ -140,7 +142,23 @@ def basis_text(group: Group) -> str:
     spread = f", {seconds_text(low)} to {seconds_text(high)}" if len(group.basis) > 1 else ""
     where = f"{len(group.basis)} finished run{'s' * (len(group.basis) != 1)} of suite{'s' * (len(suites) != 1)} " \
             f"{', '.join(suites)} ({ids}{spread})"
-    return f"fallback, {same(group.matched)}: {where}" if group.fallback else where
+    text = f"fallback, {same(group.matched)}: {where}" if group.fallback else where
+    differences = differing(group)
+    return f"{text}; they differ in {differences}" if differences else text
+
+
+def differing(group: Group, most: int = 3) -> str:
+    """The config keys (but the seed) on which the basis runs differ from the pending runs,
+    with both values: an estimate from runs of another budget (steps, epochs) is flagged."""
+    pending = with_defaults(families.get(group.specs[0].family), group.specs[0].config)
+    found = []
+    for key, value in pending.items():
+        if key == "seed":
+            continue
+        theirs = sorted({repr(run.config.get(key)) for run in group.basis if run.config.get(key) != value})
+        if theirs:
+            found.append(f"{key} ({'/'.join(theirs[:2])}{'/...' if len(theirs) > 2 else ''} vs {value!r})")
+    return ", ".join(found[:most]) + (f" and {len(found) - most} more keys" if len(found) > most else "")
 
 
 def same(keys) -> str:

@@ -85,6 +85,9 @@ def test_estimates_match_then_fall_back_and_say_so(results):
     assert groups["maml", "conv4"].basis == [] and groups["maml", "conv4"].seconds is None
     text = estimate.text(list(groups.values()))
     assert "fallback, same method and dataset" in text and "none: no finished run" in text
+    # the basis was made with 1 shot, the pending runs have 5: said beside the estimate
+    assert "they differ in shots (1 vs 5)" in estimate.basis_text(mtl)
+    assert "backbone ('conv4' vs 'resnet12')" in estimate.basis_text(other)
     assert "Total: 11 of 17 pending runs estimated" in text and "6 without an estimate" in text
 
 
