@@ -283,3 +283,24 @@ def test_digits_suite_runs_on_slurm(tmp_path):
     assert runs["svc", 0, None]["metrics"]["accuracy"] == pytest.approx(100 * SVC_CORRECT / TEST_IMAGES)
     cells = {cell["method"]: cell for cell in report_cells(DIGITS_SUITE, results)}
     assert cells["svc"]["agrees"] == "True"
+
+
+@pytest.mark.slurm
+def test_a_suites_local_plugin_reaches_the_slurm_workers(tmp_path):
+    """knn.py is not installed anywhere: the Slurm worker loads it from the path the suite names."""
+    require_example()
+    from harness import scheduler
+
+    results = tmp_path / "results"
+    try:
+        out = harness("run", str(LOCAL_SUITE), "--cluster", "slurm", "--wait", "--quiet", results=results, timeout=480).stdout
+        assert "2 runs: 2 done" in out
+    finally:
+        ids = {scheduler.base_id(job["job_id"]) for path in results.glob("local-plugin/launches/*.json")
+               for job in json.loads(path.read_text())["runs"].values()}
+        if ids and shutil.which("scancel"):
+            subprocess.run(["scancel", *sorted(ids)], capture_output=True, timeout=30)
+    knn = next(r for r in records(results, "local-plugin").values() if r["spec"]["method"] == "knn")
+    assert knn["status"] == "done" and knn["plugins"] == [str(LOCAL_PLUGIN / "knn.py")]
+    assert knn["components"]["method"]["origin"] == f"plugin {LOCAL_PLUGIN / 'knn.py'}"
+    assert knn["spec"]["knn_k"] == 3 and knn["metrics"]["accuracy"] > 90
