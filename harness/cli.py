@@ -13,7 +13,6 @@ import re
 import sys
 from pathlib import Path
 
-from tabulate import tabulate
 
 from harness import HarnessError, __version__, families
 from harness.keys import check_value, parse_text

@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from harness import HarnessError, families, plugins, yamlfile
 from harness.keys import REQUIRED, check_value

@@ -113,3 +113,17 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def kill_after_a_checkpoint(worker, checkpoint: Path, finished: Path, timeout: float = 120,
+                            delay: tuple = (0.1, 1.0)) -> None:
+    """SIGKILL a training subprocess at a random instant after its first checkpoint exists;
+    assert it was killed before it finished (``finished``: what it writes at the end)."""
+    import random
+    import signal
+
+    wait_until(checkpoint.exists, timeout, "a checkpoint", interval=0.02)
+    time.sleep(random.uniform(*delay))
+    worker.send_signal(signal.SIGKILL)
+    worker.wait()
+    assert not finished.exists(), "the run finished before it could be killed"

@@ -5,11 +5,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -19,7 +16,7 @@ from harness.multitask.datasets import DATASETS
 from harness.multitask.optimizers import OPTIMIZERS
 from harness.multitask.train import StopRequested, Trainer
 
-from conftest import quiet
+from conftest import kill_after_a_checkpoint, quiet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -139,14 +136,7 @@ def test_killed_at_a_random_point_and_resumed_gives_the_same_metrics(tmp_path):
     command = [sys.executable, "-c", WORKER, json.dumps(config), str(checkpoint), str(out)]
     env = {**os.environ, "HARNESS_CHECKPOINT_SECONDS": "0"}
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not checkpoint.exists() and time.time() < deadline:
-        time.sleep(0.02)
-    assert checkpoint.exists(), "no checkpoint was written"
-    time.sleep(random.uniform(0.1, 1.0))
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    assert not out.exists(), "the run finished before it could be killed"
+    kill_after_a_checkpoint(worker, checkpoint, out)
     subprocess.run(command, env=env, check=True)  # the same run again: resumes from the checkpoint
     resumed = json.loads(out.read_text())
     assert resumed["resumed"] >= 1

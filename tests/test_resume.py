@@ -1,8 +1,6 @@
 """Never waste a run: a run killed at a random point, or preempted, resumes to the same record."""
 import json
 import os
-import random
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +13,7 @@ from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
 
-from conftest import TINY_SUITE, write_suite
+from conftest import TINY_SUITE, kill_after_a_checkpoint, write_suite
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +44,7 @@ def test_killed_at_a_random_point_and_resumed_gives_the_same_metrics(resumable, 
                __import__("pickle").dumps(spec).hex(), str(results)]
     worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = store.run_dir(spec.run_id) / "checkpoint.pt"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    assert checkpoint.exists(), "no checkpoint was written"
-    time.sleep(random.uniform(0.2, 1.5))
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    assert not store.record_path(spec.run_id).exists(), "the run finished before it could be killed"
+    kill_after_a_checkpoint(worker, checkpoint, store.record_path(spec.run_id), delay=(0.2, 1.5))
 
     Job(spec, str(results), threads=1)()  # restart the same run id: resumes from the checkpoint
     record = json.loads(store.record_path(spec.run_id).read_text())

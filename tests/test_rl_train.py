@@ -4,11 +4,9 @@ instants a checkpoint is most fragile, all with a buffer that has wrapped around
 resumed run must end with exactly the record of an uninterrupted one."""
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -17,7 +15,7 @@ pytest.importorskip("metaworld")
 from harness.rl import train as rl_train  # noqa: E402
 from harness.rl.train import StopRequested, Trainer  # noqa: E402
 
-from conftest import quiet  # noqa: E402
+from conftest import kill_after_a_checkpoint, quiet  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -143,14 +141,7 @@ def test_killed_at_a_random_instant_and_resumed_gives_the_same_record(reference,
                                                                        one_torch_thread):
     checkpoint, out = tmp_path / "checkpoint.pt", tmp_path / "result.json"
     worker = run_worker(TINY, checkpoint, out, wait=False)
-    deadline = time.time() + 120
-    while not checkpoint.exists() and time.time() < deadline:
-        time.sleep(0.02)
-    assert checkpoint.exists(), "no checkpoint was written"
-    time.sleep(random.uniform(0.1, 1.0))
-    worker.send_signal(signal.SIGKILL)
-    worker.wait()
-    assert not out.exists(), "the run finished before it could be killed"
+    kill_after_a_checkpoint(worker, checkpoint, out)
     result = resume_here(checkpoint, monkeypatch)
     assert result["details"]["resumed_from_step"] is not None
     assert comparable(result) == comparable(reference)
