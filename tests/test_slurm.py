@@ -90,8 +90,10 @@ overrides:
     resources: {mem_gb: 1.5}
 """)
     monkeypatch.setattr(scheduler, "max_array_size", lambda default=1001: 2)
-    assert main(["run", str(suite), "--cluster", "slurm", "--quiet", "--wait", "--max-parallel", "2"]) == 0
-    out = capsys.readouterr().out
+    # a failed run makes `run --wait` exit 1, after the status and the report
+    assert main(["run", str(suite), "--cluster", "slurm", "--quiet", "--wait", "--max-parallel", "2"]) == 1
+    out, err = capsys.readouterr()
+    assert "1 of the 5 runs of this launch did not finish" in err
     (record,) = launches(slurm_results)
     assert [(a["size"], a["parallelism"], a["resources"]["mem_gb"]) for a in record["arrays"]] == [(2, 2, 2), (1, 1, 2), (2, 2, 1.5)]
     assert len({a["job_id"] for a in record["arrays"]}) == 3
@@ -135,11 +137,11 @@ def test_a_cancelled_job_shows_as_cancelled_and_hangs_neither_wait_nor_status(tm
         subprocess.run(["scancel", job["job_id"]], check=True, timeout=30)
         started = time.monotonic()
         out, _ = waiting.communicate(timeout=60)
-        assert waiting.returncode == 0, out
+        assert waiting.returncode == 1, out  # a cancelled run is not a success
         assert time.monotonic() - started < 30, "--wait took long to notice the cancelled job"
     finally:
         waiting.kill()
-    assert "0 done, 0 failed, 0 running, 0 pending, 1 cancelled" in out
+    assert "0 done, 0 failed, 0 running, 0 pending, 1 cancelled" in out and "1 of the 1 runs of this launch did not finish" in out
 
     status = harness_cli("status", str(suite), "--filter", "method=protonet", results=slurm_results, timeout=60)
     assert status.returncode == 0, status.stderr
@@ -151,7 +153,7 @@ def test_a_cancelled_job_shows_as_cancelled_and_hangs_neither_wait_nor_status(tm
 def test_a_preempted_run_requeues_resumes_and_ends_like_an_uninterrupted_run(tmp_path, slurm_results, capsys):
     # mtl with augmentation, a meta-batch and a plateau scheduler: every piece of state must survive.
     suite = write_suite(tmp_path, SLURM_TINY.replace("steps: 12", "steps: 120").replace("val_every: 6", "val_every: 30")
-                        .replace("method: [protonet, mtl]", "method: [mtl]")
+                        .replace("method: [protonet, mtl]", "method: [mtl]").replace("method: protonet, value", "method: mtl, value")
                         .replace("queries: 3", "queries: 3\n  meta_batch: 2\n  augment: true\n  lr_patience: 1"))
     (spec,) = list(expand(load_suite(suite)))
     reference = tmp_path / "reference"
@@ -191,35 +193,36 @@ def test_a_preempted_run_requeues_resumes_and_ends_like_an_uninterrupted_run(tmp
 def test_a_real_time_limit_requeues_and_resumes_and_a_run_that_keeps_timing_out_fails(tmp_path, slurm_results, capsys):
     """timeout_min=1 and the default checkpoint signal for it (5 s before the limit): Slurm looks
     at limits every 30 s and signals up to 30 s early, so the signal comes 25 to 55 s into each
-    allocation (the kill would come 60 to 90 s in). `short` (over 55 s of training and loading
-    even on an idle node) is cut at least once, resumes and finishes; `endless` may be requeued
-    once (--max-requeues 1), so its second time-out fails it with submitit's reason."""
+    allocation (the kill would come 60 to 90 s in). `short` (6000 steps: well over 55 s of
+    training even on an idle node, where 2400 steps once finished before the signal) is cut at
+    least once, resumes and finishes; `endless` may be requeued once (--max-requeues 1), so its
+    second time-out fails it with submitit's reason."""
     suite = write_suite(tmp_path, SLURM_TINY.replace("  steps: 12\n", "").replace("val_every: 6", "val_every: 400")
                         .replace("method: [protonet, mtl]", "method: [protonet]")
-                        .replace("  seed: [0]", "  seed: [0]\n  steps: [2400, 1000000]"))
+                        .replace("  seed: [0]", "  seed: [0]\n  steps: [6000, 1000000]"))
     specs = {spec.config["steps"]: spec for spec in expand(load_suite(suite))}
     common = ["--cluster", "slurm", "--quiet", "--timeout-min", "1"]
     assert main(["run", str(suite), *common, "--filter", "steps=1000000", "--max-requeues", "1"]) == 0
-    assert main(["run", str(suite), *common, "--filter", "steps=2400", "--max-requeues", "10"]) == 0
+    assert main(["run", str(suite), *common, "--filter", "steps=6000", "--max-requeues", "10"]) == 0
     capsys.readouterr()
     # The uninterrupted reference, meanwhile, at the lowest priority: it takes the CPU the jobs leave
     # (requeue gaps, and the core `endless` frees), so it slows neither.
     reference = tmp_path / "reference"
     uninterrupted = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "harness.cli", "--results", str(reference),
-                                      "run", str(suite), "--cluster", "debug", "--quiet", "--filter", "steps=2400"],
+                                      "run", str(suite), "--cluster", "debug", "--quiet", "--filter", "steps=6000"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store = Store(slurm_results, "tiny")
     try:
-        wait_for_records(store, list(specs.values()), 300)
-        assert uninterrupted.wait(timeout=420) == 0  # generous: at nice 19 a busy machine starves it
+        wait_for_records(store, list(specs.values()), 600)
+        assert uninterrupted.wait(timeout=600) == 0  # generous: at nice 19 a busy machine starves it
     finally:
         uninterrupted.kill()
 
-    short, endless = (json.loads(store.record_path(specs[n].run_id).read_text()) for n in (2400, 1000000))
-    expected = json.loads(Store(reference, "tiny").record_path(specs[2400].run_id).read_text())
+    short, endless = (json.loads(store.record_path(specs[n].run_id).read_text()) for n in (6000, 1000000))
+    expected = json.loads(Store(reference, "tiny").record_path(specs[6000].run_id).read_text())
     assert short["status"] == "done" and short["details"]["resumed_from_step"] >= 1
     assert short["metrics"] == expected["metrics"]
-    short_log = store.log_path(specs[2400].run_id).read_text()
+    short_log = store.log_path(specs[6000].run_id).read_text()
     assert "received SIGUSR2" in short_log and "resumed from checkpoint" in short_log
 
     assert endless["status"] == "failed"
