@@ -96,9 +96,12 @@ def _reported_for(suite: Suite, metric: str, config: dict):
     return max(matching, key=lambda entry: len(entry.cell)) if matching else None
 
 
-def summarize(suite: Suite, runs: pd.DataFrame, metric: str | None = None) -> pd.DataFrame:
+def summarize(suite: Suite, runs: pd.DataFrame, metric: str | None = None, within_run: bool = True) -> pd.DataFrame:
     """One row per cell for one metric (default: the family's first). Plain Python over the
-    runs' rows (not pandas per cell): a 10,000-run report has a thousand cells."""
+    runs' rows (not pandas per cell): a 10,000-run report has a thousand cells.
+    ``within_run=False`` (for figures): the per-unit samples are not read, so the cells have
+    no per-seed intervals and no agreement verdict, only the reported number; most of the
+    time of a large report goes into those samples."""
     family = families.get(suite.family)
     declared = family.metric(metric) if metric else family.headline
     keys = group_keys(suite)
@@ -118,7 +121,7 @@ def summarize(suite: Suite, runs: pd.DataFrame, metric: str | None = None) -> pd
                 "eval_seconds": mean_of(row["eval_seconds"] for row in group),
                 "gpu_hours": gpu_hours(group), **training_hours(group)}
         sample_se, sample_df = 0.0, math.inf
-        if declared.samples:
+        if declared.samples and within_run:
             per_seed = [t_interval(row[f"{declared.name}:samples"]) for row in group]
             cell["per_seed"] = [(row["seed"], i.mean, i.half_width) for row, i in zip(group, per_seed)]
             cell["samples"] = int(min(i.n for i in per_seed))
@@ -130,7 +133,9 @@ def summarize(suite: Suite, runs: pd.DataFrame, metric: str | None = None) -> pd
                 sample_df = float(sum(i.n - 1 for i in usable))
         cell["sample_se"] = sample_se
         entry = _reported_for(suite, declared.name, group[0]["config"])
-        if entry is not None:
+        if entry is not None and not within_run:
+            cell["reported"] = entry.value
+        elif entry is not None:
             se_rep, how, df_rep = reported_error(entry.interval, entry.kind, entry.seeds or entry.samples)
             verdict = agreement(across.mean, entry.value, seed_se=across.se, seed_df=float(across.n - 1),
                                 sample_se=sample_se, sample_df=sample_df, reported_se=se_rep, reported_df=df_rep)
@@ -483,6 +488,9 @@ def comparison_lines(suite: Suite, runs: pd.DataFrame, baseline: str, shared_by=
 # -- figures --------------------------------------------------------------------------
 
 
+MAX_COST_PANELS = 36  # 12 rows of 3: every (dataset, ways, shots) of a paper, not a sweep's every setting
+
+
 def panel_title(by: list[str], values: tuple) -> str:
     return ", ".join(str(v) if k == "dataset" else f"{k} {v}" for k, v in zip(by, values))
 
@@ -492,7 +500,7 @@ def cost_figure(suite: Suite, runs: pd.DataFrame, store: Store, metric) -> dict 
     95% interval across seeds against its mean training GPU-hours per run (CPU
     core-hours when no run used a GPU), the reported number as a hollow diamond.
     Returns the figure's description for the report, or None when nothing was drawn."""
-    cells = summarize(suite, runs, metric.name)
+    cells = summarize(suite, runs, metric.name, within_run=False)
     if not len(cells):
         return None
     gpu = bool((cells["train_gpu_hours"] > 0).any())
@@ -511,6 +519,10 @@ def cost_figure(suite: Suite, runs: pd.DataFrame, store: Store, metric) -> dict 
                                   xlabel=f"training {cost} per run", ylabel=f"{metric.name}{unit}",
                                   log_x=plots.use_log_scale(costs)))
     name = plots.file_name(f"{metric.name}_vs_training_cost")
+    if len(panels) > MAX_COST_PANELS:  # a hyper-parameter sweep: unreadable, and slow to draw
+        return {"file": None, "left_out": [], "not_drawn": (
+            f"{metric.name} against training cost would need {len(panels)} panels (one per {', '.join(by)} group), "
+            f"more than {MAX_COST_PANELS}: `harness report --filter` to fewer groups to draw it")}
     if plots.draw(panels, store.dir / name, legend="reported") is None:
         return {"file": None, "left_out": left_out}
     caption = (f"{metric.name} (mean over seeds ± the 95% t-interval across seeds) against the mean training {cost} "
@@ -552,6 +564,8 @@ def figure_lines(figures: list[dict]) -> list[str]:
     for figure in figures:
         if figure.get("file"):
             lines += ["", f"![{figure['alt']}]({figure['file']})", "", figure["caption"]]
+        if figure.get("not_drawn"):
+            lines += ["", f"Not drawn: {figure['not_drawn']}."]
         if figure.get("left_out"):
             lines += ["", "Not plotted (no training time recorded): " + "; ".join(figure["left_out"]) + "."]
     return ["", "## Plots", *lines] if lines else []

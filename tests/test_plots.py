@@ -94,6 +94,20 @@ def test_cells_without_training_time_are_named_not_plotted(tmp_path, drawn):
     assert "Not plotted (no training time recorded): omniglot, ways 5, shots 1, backbone conv4 mtl; " in text
 
 
+def test_a_sweep_with_more_groups_than_panels_says_so_and_draws_nothing(tmp_path, drawn, monkeypatch):
+    """Two panels here; with room for one, the figure is not drawn and the report says why
+    (a 200-panel hyper-parameter sweep took 13 s to draw and could not be read)."""
+    from harness import report
+
+    monkeypatch.setattr(report, "MAX_COST_PANELS", 1)
+    suite, store = fill(tmp_path)
+    text, warnings = build(suite, store, "markdown")
+    assert FIGURE not in drawn and not (store.dir / FIGURE).exists()
+    assert ("Not drawn: accuracy against training cost would need 2 panels (one per dataset, ways, shots, backbone "
+            "group), more than 1: `harness report --filter` to fewer groups to draw it.") in text
+    assert warnings == []
+
+
 def test_a_wide_range_of_costs_uses_a_log_axis():
     assert plots.use_log_scale([0.01, 5.0]) and not plots.use_log_scale([1.0, 5.0]) and not plots.use_log_scale([0.0, 5.0])
 
