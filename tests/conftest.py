@@ -47,6 +47,15 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+def default_sigint() -> None:
+    """preexec_fn for a child that is sent SIGINT: a shell's background job (`cmd &`) starts
+    with SIGINT ignored, which its children inherit and Python then keeps; a terminal's
+    Ctrl-C reaches a process whose SIGINT is the default."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def quiet(_line: str) -> None:
     """A trainer log that prints nothing."""
 

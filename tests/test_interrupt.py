@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import wait_until
+from conftest import default_sigint, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def cli(folder: Path, results: Path, *args, **popen):
     env = {**os.environ, "HARNESS_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))", *args]
     return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, **popen)
+                            text=True, start_new_session=True, preexec_fn=default_sigint, **popen)
 
 
 def records(results: Path) -> dict:

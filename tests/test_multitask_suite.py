@@ -26,7 +26,7 @@ from harness.spec import expand, run_id
 from harness.store import Store
 from harness.suite import load_suite
 
-from conftest import write_suite
+from conftest import default_sigint, write_suite
 from test_cli_errors import assert_nothing_written, assert_one_line_error, harness_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -275,7 +275,7 @@ def test_ctrl_c_saves_a_checkpoint_and_the_next_run_resumes_to_the_same_metrics(
     env = {**os.environ, "HARNESS_CHECKPOINT_SECONDS": "100000"}  # only the signal makes a checkpoint
     code = "import sys, pickle; from harness.job import Job; Job(pickle.loads(bytes.fromhex(sys.argv[1])), sys.argv[2], threads=1)()"
     worker = subprocess.Popen([sys.executable, "-c", code, pickle.dumps(spec).hex(), str(results)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     log = store.log_path(spec.run_id)
     deadline = time.time() + 120
     while (not log.exists() or "epoch 2/5" not in log.read_text()) and time.time() < deadline:
