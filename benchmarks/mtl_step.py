@@ -31,12 +31,11 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
-import random
 import resource
-import statistics
 import subprocess
 import sys
-import time
+
+from timing import interleaved_medians
 
 SETUPS = {"mnist": {"dataset": "multi_mnist", "model": "multilenet", "batch": 256},
           "celeba": {"dataset": "celeba", "model": "resnet18_celeba", "batch": 128}}
@@ -100,20 +99,8 @@ def sync(device) -> None:
 
 def time_all(setup: str, methods: list[str], device, steps: int, warmup: int) -> dict[str, dict]:
     runners = {method: Runner(setup, method, device) for method in methods}
-    wall: dict[str, list] = {m: [] for m in methods}
-    cpu: dict[str, list] = {m: [] for m in methods}
-    order = random.Random(0)
-    for round_ in range(warmup + steps):
-        for method in order.sample(methods, len(methods)):
-            sync(device)
-            started, started_cpu = time.perf_counter(), time.process_time()
-            runners[method].step()
-            sync(device)
-            if round_ >= warmup:
-                wall[method].append(time.perf_counter() - started)
-                cpu[method].append(time.process_time() - started_cpu)
-    return {m: {"method": m, "space": runners[m].mtl.space, "wall": statistics.median(wall[m]),
-                "cpu": statistics.median(cpu[m])} for m in methods}
+    times = interleaved_medians({m: runner.step for m, runner in runners.items()}, warmup, steps, lambda: sync(device))
+    return {m: {"method": m, "space": runners[m].mtl.space, "wall": times[m][0], "cpu": times[m][1]} for m in methods}
 
 
 def resident(key: str) -> int | None:

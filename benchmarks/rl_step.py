@@ -21,12 +21,12 @@
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import time
 
 from harness.multitask.optimizers import OPTIMIZERS
+from timing import interleaved_medians
 
 SHAPES = {"mt10": 10, "mt50": 50}
 OBS, ACTIONS = 39, 4
@@ -64,20 +64,8 @@ def time_runners(runners: dict, device, warmup: int, updates: int) -> dict:
     """name -> (median wall seconds, median CPU seconds) per update, taken in shuffled turns."""
     from harness.training import synchronize
 
-    wall = {name: [] for name in runners}
-    cpu = {name: [] for name in runners}
-    order = list(runners)
-    for round_ in range(warmup + updates):
-        random.Random(round_).shuffle(order)
-        for name in order:
-            synchronize(device)
-            w, c = time.perf_counter(), time.process_time()
-            runners[name].update()
-            synchronize(device)
-            if round_ >= warmup:
-                wall[name].append(time.perf_counter() - w)
-                cpu[name].append(time.process_time() - c)
-    return {name: (statistics.median(wall[name]), statistics.median(cpu[name])) for name in runners}
+    return interleaved_medians({name: runner.update for name, runner in runners.items()}, warmup, updates,
+                               lambda: synchronize(device))
 
 
 def print_table(title: str, times: dict, reference: str, cpu_too: bool) -> None:
