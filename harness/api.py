@@ -90,6 +90,8 @@ class Metric:
     run its own interval over them. ``samples_name`` says what a unit is ("episodes").
     ``shared_by`` names the config keys that fix the units: runs equal on them were
     scored on the same units (the same test episodes), so the report compares them paired.
+    ``bounds`` is the range every value lies in (``(0, 100)`` for a success rate in %):
+    no interval, mean or bootstrap the report gives leaves it.
     """
 
     name: str
@@ -99,7 +101,7 @@ class Metric:
     samples_name: str = "samples"
     help: str = ""
     shared_by: tuple | None = None  # config keys that, when equal, mean two runs' samples are the same units
-
+    bounds: tuple | None = None  # (low, high): every value lies within; no interval the report gives leaves it
 
     @property
     def lower_is_better(self) -> bool:
@@ -123,6 +125,13 @@ class Family:
     report: str | None = None  # "module:function" build(suite, store, fmt) -> (text, warnings); None = generic
     sources: tuple = ()  # more modules whose files count in the family's source digest
     check: str | None = None  # "module:function" (config) -> problem text or None, before dispatch
+    # Validation metrics a finished run records in ``metrics[name]`` (direction included):
+    # what model selection (a suite's ``select:``) may choose by; never the test metrics.
+    validation: tuple = ()
+    # Config keys that, with the seed, fix what runs of one seed share (their data order,
+    # their environments' goals): runs equal on these and on the seed are compared paired.
+    # None: seeds share nothing but what a metric's ``shared_by`` says (its test units).
+    paired_by: tuple | None = None
     module: str | None = field(default=None, compare=False)  # set by the plugin loader
 
     def __post_init__(self):
@@ -133,6 +142,9 @@ class Family:
         object.__setattr__(self, "metrics", tuple(self.metrics))
         object.__setattr__(self, "axes_required", tuple(self.axes_required))
         object.__setattr__(self, "plan_columns", tuple(self.plan_columns or self.axes_required))
+        object.__setattr__(self, "validation", tuple(self.validation))
+        if self.paired_by is not None:
+            object.__setattr__(self, "paired_by", tuple(self.paired_by))
 
     # -- what the core asks a family ------------------------------------
 
@@ -231,6 +243,17 @@ def _family_problems(family: Family):
         seen.add(metric.name)
         if metric.direction not in DIRECTIONS:
             yield f"metric {metric.name!r}: direction must be 'higher' or 'lower', got {metric.direction!r}"
+    for what, metrics in (("validation", family.validation), ("metrics", family.metrics)):
+        for metric in metrics:
+            if isinstance(metric, Metric) and metric.bounds is not None and not _bounds_ok(metric.bounds):
+                yield f"metric {metric.name!r}: bounds must be (low, high) numbers with low < high, got {metric.bounds!r}"
+    if not isinstance(family.validation, (tuple, list)) or not all(isinstance(m, Metric) for m in family.validation):
+        yield "validation must be a tuple of harness.api.Metric (the validation metrics a run records)"
+    elif {m.name for m in family.validation} & {m.name for m in family.metrics}:
+        yield "a validation metric cannot also be a test metric (give it its own name, e.g. val_accuracy)"
+    for name in family.paired_by or ():
+        if name not in family.keys:
+            yield f"paired_by names unknown key {name!r}"
     for what in ("trainer", "report", "check"):
         value = getattr(family, what)
         if (value is not None or what == "trainer") and not (isinstance(value, str) and TARGET.match(value)):
@@ -241,6 +264,11 @@ def _family_problems(family: Family):
             yield f"label names unknown key {name!r}"
     elif family.label is not None and not callable(family.label):
         yield "label must be a format string or a function of the config"
+
+
+def _bounds_ok(bounds) -> bool:
+    return (isinstance(bounds, (tuple, list)) and len(bounds) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds) and bounds[0] < bounds[1])
 
 
 def _key_problems(name, key):
