@@ -91,7 +91,8 @@ class Metric:
     ``shared_by`` names the config keys that fix the units: runs equal on them were
     scored on the same units (the same test episodes), so the report compares them paired.
     ``bounds`` is the range every value lies in (``(0, 100)`` for a success rate in %):
-    no interval, mean or bootstrap the report gives leaves it.
+    no interval, mean or bootstrap the report gives leaves it. ``samples_required=False``
+    lets a run record the metric without samples where it is no mean over units (mIoU).
     """
 
     name: str
@@ -102,6 +103,7 @@ class Metric:
     help: str = ""
     shared_by: tuple | None = None  # config keys that, when equal, mean two runs' samples are the same units
     bounds: tuple | None = None  # (low, high): every value lies within; no interval the report gives leaves it
+    samples_required: bool = True  # False: a run may record no samples (the metric is no mean over units there)
 
     @property
     def lower_is_better(self) -> bool:
@@ -189,8 +191,8 @@ class Family:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"done but without metrics.{metric.name}"
             samples = metrics.get(metric.samples) if metric.samples else None
-            if metric.samples and not (isinstance(samples, list) or hasattr(samples, "dtype")):  # a list (or the
-                return f"done but without metrics.{metric.samples}"  # store's read-only array of it)
+            if metric.samples and metric.samples_required and not (isinstance(samples, list) or hasattr(samples, "dtype")):
+                return f"done but without metrics.{metric.samples}"  # a list (or the store's read-only array of it)
         return None
 
 
