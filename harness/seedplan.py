@@ -1,0 +1,120 @@
+"""How many seeds a reproduction verdict needs: the variance of ours - reported as a
+function of our number of seeds k, the power of the equivalence test, and its floor.
+
+    Var(ours - reported | k) = sigma^2 * (1/k + paper_draws) + sum of the fixed parts
+
+sigma^2 is the variance of one seed's mean (estimated by our seeds' s^2, k - 1 df);
+paper_draws is 1 when the paper reports ONE trained model (one draw of seed variance its
+± does not cover), else 0; the fixed parts (the test-set error our seeds share, the
+reported ±) do not shrink with more seeds. They put a floor under the standard error: a
+margin below (t(1 - alpha, df_floor) + z(1 - beta/2)) * se_floor cannot be decided at
+power 1 - beta by any number of seeds (TOST at a true difference 0 decides "reproduced"
+with power about 2 Phi(delta/se - t) - 1).
+
+The seeds needed are the smallest k whose power reaches the target, the power computed
+exactly under this model (not by the normal approximation, which promises 80% at k where
+the t-test, with few seeds' df, has far less): the seed variance estimate follows
+sigma^2 chi2(k-1)/(k-1) and is integrated over on a grid of its quantiles; the fixed
+parts are taken at their values.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from harness.tost import conservative_df, t_quantile
+
+QUANTILE_GRID = 1024  # midpoints of the chi-square quantiles: power to about 1e-3
+
+
+@dataclass(frozen=True)
+class VarianceModel:
+    """Var(ours - reported) as a function of our seeds (see the module)."""
+
+    seed_variance: float  # sigma^2 of one seed's mean (our s^2)
+    paper_draws: int = 0  # 1 for a one-model paper
+    fixed: tuple = ()  # (variance, df) parts that more seeds do not shrink
+
+    def parts(self, seeds, seed_variance=None) -> list:
+        """The (variance, df) parts with ``seeds`` seeds (arrays broadcast); the seeds'
+        part, ours and the paper's draw, is ONE estimate with seeds - 1 df."""
+        variance = self.seed_variance if seed_variance is None else seed_variance
+        seeds = np.asarray(seeds, dtype=float)
+        return [(variance * (1 / seeds + self.paper_draws), seeds - 1), *self.fixed]
+
+    def floor(self):
+        """(se, df) with infinitely many seeds: what the paper's side and the shared test
+        set leave (plus sigma^2 for a one-model paper, then known exactly). Arrays when
+        the fields are."""
+        parts = [(self.seed_variance * self.paper_draws, math.inf), *self.fixed]
+        return np.sqrt(sum(np.asarray(v, dtype=float) for v, _ in parts)), conservative_df(parts)
+
+
+def smallest_margin(model: VarianceModel, alpha: float = 0.05, power: float = 0.8):
+    """The smallest margin any number of seeds can decide with the target power:
+    (t(1 - alpha, df_floor) + z(1 - beta/2)) * se_floor (an array when the model's fields are)."""
+    se, df = model.floor()
+    return (t_quantile(1 - alpha, df) + special.ndtri(1 - (1 - power) / 2)) * se
+
+
+def reproduction_power(margin: float, seeds: int, model: VarianceModel, truth: float = 0.0,
+                       alpha: float = 0.05) -> float:
+    """P(the (1 - 2 alpha) interval of ours - reported lies inside (-margin, margin)) with
+    ``seeds`` seeds when the true difference is ``truth``: exact under the model for
+    normal seed means (the seed mean and s^2 are independent; s^2 is integrated over)."""
+    if seeds < 2:
+        return 0.0
+    sigma2 = model.seed_variance
+    df_seeds = seeds - 1
+    quantiles = (np.arange(QUANTILE_GRID) + 0.5) / QUANTILE_GRID
+    s2 = sigma2 * special.chdtri(df_seeds, quantiles) / df_seeds if sigma2 > 0 else np.zeros(1)
+    parts = model.parts(seeds, s2)
+    se_hat = np.sqrt(sum(v for v, _ in parts))
+    half = t_quantile(1 - alpha, conservative_df(parts)) * se_hat
+    sd = math.sqrt(sum(float(v) for v, _ in model.parts(seeds)))
+    if sd == 0:
+        return float(np.mean(np.abs(truth) + half < margin))
+    inside = special.ndtr((margin - half - truth) / sd) - special.ndtr((-margin + half - truth) / sd)
+    return float(np.mean(np.maximum(inside, 0.0)))
+
+
+@dataclass(frozen=True)
+class SeedPlan:
+    """The seeds that decide "reproduced" with the target power when the truth is 0."""
+
+    seeds: int | None  # None: no number up to max_seeds (see reason)
+    power: float  # at ``seeds`` (nan when None)
+    normal_seeds: int | None  # the normal approximation's answer (a lower bound)
+    floor_se: float  # the se with infinitely many seeds
+    smallest_margin: float  # the smallest margin any number of seeds can decide
+    reason: str  # "" when seeds is set; "cannot be decided at this margin" or "more than N seeds"
+
+
+def seeds_needed(margin: float, model: VarianceModel, alpha: float = 0.05, power: float = 0.8,
+                 max_seeds: int = 1000) -> SeedPlan:
+    """The smallest k >= 2 whose ``reproduction_power`` at a true difference 0 reaches
+    ``power``. The normal approximation (delta / se(k) >= z(1 - alpha) + z(1 - beta/2),
+    se(k) with the true sigma) gives a lower bound to start from; the exact power is
+    non-decreasing in k, so the search bisects."""
+    floor_se = float(model.floor()[0])
+    smallest = float(smallest_margin(model, alpha, power))
+    z_sum = float(special.ndtri(1 - alpha)) + float(special.ndtri(1 - (1 - power) / 2))
+    room = (margin / z_sum) ** 2 - floor_se ** 2
+    if room <= 0 or margin < smallest:
+        return SeedPlan(None, math.nan, None, floor_se, smallest, "cannot be decided at this margin")
+    normal = max(2, math.ceil(model.seed_variance / room)) if model.seed_variance > 0 else 2
+    if reproduction_power(margin, max_seeds, model, alpha=alpha) < power:
+        return SeedPlan(None, math.nan, normal, floor_se, smallest, f"more than {max_seeds} seeds")
+    low, high = min(normal, max_seeds), max_seeds  # power(high) >= target
+    if reproduction_power(margin, low, model, alpha=alpha) >= power:
+        high = low
+    while high - low > 1:
+        middle = (low + high) // 2
+        if reproduction_power(margin, middle, model, alpha=alpha) >= power:
+            high = middle
+        else:
+            low = middle
+    return SeedPlan(high, reproduction_power(margin, high, model, alpha=alpha), normal, floor_se, smallest, "")
