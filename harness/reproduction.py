@@ -10,7 +10,8 @@ units, and theta = E[ours] - E[reported]:
   outside [-delta, +delta];
 - "inconclusive" otherwise, with the seeds that would decide it (80% power when theta = 0),
   or "cannot be decided at this margin" when the paper's own uncertainty (and the test set
-  we share) alone forbid it at any number of seeds;
+  we share) alone forbid it at any number of seeds, even with the seed variance at its
+  90% lower confidence limit (``harness.seedplan.floor_forbids``);
 - one seed: no verdict (nothing estimates the seed variance).
 se^2 is the sum of the parts below; df their Welch-Satterthwaite combination with each
 estimated variance at its 80% upper confidence limit (``harness.tost.conservative_df``:
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.seedplan import SeedPlan, VarianceModel, seeds_needed
+from harness.seedplan import SeedPlan, VarianceModel, floor_forbids, seeds_needed
 from harness.stats import reported_error
 from harness.tost import (
     INCONCLUSIVE,
@@ -179,6 +180,7 @@ class Reproduction:
     seeds: int
     parts: tuple  # VariancePart, ...
     plan: SeedPlan | None  # the seeds for 80% power at a true difference 0 (None with one seed)
+    cannot_decide: bool  # the floor: no number of seeds can decide this margin
     note: str  # "one seed: no verdict", "cannot be decided at this margin", "N seeds would decide it"
 
 
@@ -192,15 +194,18 @@ def reproduction(ours: OurSide, reported: ReportedSide, margin: float, alpha: fl
     parts = tuple(part for part in variance_parts(ours, reported, same_test_set) if part.variance != 0)
     if ours.seeds < 2:
         return Reproduction(None, difference, math.nan, math.nan, math.nan, math.nan, margin, alpha, math.nan,
-                            math.nan, ours.seeds, parts, None, "one seed: no verdict")
+                            math.nan, ours.seeds, parts, None, False, "one seed: no verdict")
     code, p_support, p_refute, se, df = verdict_arrays(ours, reported, margin, alpha, same_test_set)
     low, high = two_sided_interval(difference, se, df, alpha)
     plan = seeds_needed(margin, variance_model(ours, reported, same_test_set), alpha, power)
+    cannot = bool(floor_forbids(margin, variance_model(ours, reported, same_test_set), ours.seeds, alpha, power))
     if code != INCONCLUSIVE:
         note = ""
+    elif cannot:
+        note = f"{CANNOT} (the smallest margin any number of seeds can decide: {plan.smallest_margin:.3g})"
     elif plan.seeds is None:
-        note = f"{plan.reason} (the smallest margin any number of seeds can decide: {plan.smallest_margin:.3g})"
+        note = f"{plan.reason} would decide it"
     else:
         note = f"{plan.seeds} seeds would decide it ({power:.0%} power at a true difference 0)"
     return Reproduction(WORDS[int(code)], difference, float(low), float(high), float(se), float(df), margin, alpha,
-                        float(p_support), float(p_refute), ours.seeds, parts, plan, note)
+                        float(p_support), float(p_refute), ours.seeds, parts, plan, cannot, note)
