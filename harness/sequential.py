@@ -35,7 +35,13 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-from harness.reproduction import WORDS, OurSide, ReportedSide, equivalence_p_values, variance_model
+from harness.reproduction import (
+    WORDS,
+    OurSide,
+    ReportedSide,
+    equivalence_p_values,
+    variance_model,
+)
 from harness.seedplan import floor_forbids
 from harness.simulation import Scenario, Suites, simulate
 from harness.tost import INCONCLUSIVE, REFUTED, SUPPORTED, t_quantile
