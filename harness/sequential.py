@@ -28,6 +28,7 @@ at the boundaries' levels are an approximation, measured by simulation
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -167,7 +168,7 @@ def _look_p_values(ours: OurSide, reported: ReportedSide, margin, alpha, power, 
 
 
 def _check_looks(seeds, max_seeds):
-    if any(k < 2 for k in seeds) or any(b <= a for a, b in zip(seeds, seeds[1:])) or seeds[-1] > max_seeds:
+    if any(k < 2 for k in seeds) or any(b <= a for a, b in itertools.pairwise(seeds)) or seeds[-1] > max_seeds:
         raise ValueError(f"looks need increasing seed counts from 2 up to max_seeds {max_seeds}, got {list(seeds)}")
 
 
