@@ -7,7 +7,9 @@ run, and the estimate of our shared test-set error. Seed means are normal around
 side's mean with sd ``seed_sd``; each side's seeds share one test-set error (sd
 ``shared_se``); a one-model paper adds one seed draw and its test-episode error (its ±, a
 95% interval over ``episodes`` episodes); a k_p-seed paper reports the mean of its seeds
-with their std as its ±. The suites are turned into the same ``OurSide`` /
+with their std as its ± (or, ``paper_pm_given``, with the ± a plan assumes: under
+normality the mean and the std of the seeds are independent, so these are the suites of
+papers whose ± has that value). The suites are turned into the same ``OurSide`` /
 ``ReportedSide`` objects as real data (fields holding one value per suite), so the rule
 that decides them is the report's own code.
 """
@@ -28,6 +30,7 @@ class Scenario:
     paper_episode_se: float = 0.0  # one-model paper: the se of its mean over its test episodes
     episodes: int = 600  # test episodes (df of the shared estimate, n of a one-model ±)
     truth: float = 0.0  # E[ours] - E[reported]
+    paper_pm_given: bool = False  # a k_p-seed paper's ± fixed at seed_sd / sqrt(k_p), as a plan takes it
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,6 @@ def simulate(scenario: Scenario, seeds: int, suites: int, rng: np.random.Generat
         k = s.paper_seeds
         theirs = s.seed_sd * rng.standard_normal((suites, k))
         value = theirs.mean(axis=1) + s.shared_se * rng.standard_normal(suites)
-        reported = ReportedSide(value, theirs.std(axis=1, ddof=1) / np.sqrt(k), float(k - 1), "seeds",
-                                f"std / sqrt({k}) over seeds")
+        spread = np.full(suites, s.seed_sd) if s.paper_pm_given else theirs.std(axis=1, ddof=1)
+        reported = ReportedSide(value, spread / np.sqrt(k), float(k - 1), "seeds", f"std / sqrt({k}) over seeds")
     return Suites(scenario, ours, shared, reported)
