@@ -146,7 +146,7 @@ def decide(p_support, p_refute, floor_hit, levels, last_is_max: bool):
     (look index, verdict code, reason code) per suite: the first look that decides, hits
     the floor, or, the last look being K seeds, ends the run; else the last look, CONTINUE."""
     p_support, p_refute = np.atleast_2d(p_support), np.atleast_2d(p_refute)
-    floor_hit = np.atleast_2d(floor_hit)
+    floor_hit = np.atleast_2d(np.asarray(floor_hit, dtype=bool))
     suites, looks = p_support.shape
     supported, refuted = p_support <= levels, p_refute <= levels
     stop = supported | refuted | floor_hit
@@ -161,7 +161,8 @@ def decide(p_support, p_refute, floor_hit, levels, last_is_max: bool):
     return look, code, reason
 
 
-def _look_p_values(ours: OurSide, reported: ReportedSide, margin, alpha, power, same_test_set):
+def look_p_values(ours: OurSide, reported: ReportedSide, margin, alpha, power, same_test_set):
+    """(p_support, p_refute, floor hit, se, df) of one look (fields may be arrays)."""
     model = variance_model(ours, reported, same_test_set)
     p_support, p_refute, se, df = equivalence_p_values(ours.mean - reported.value, model, ours.seeds, margin)
     return p_support, p_refute, floor_forbids(margin, model, ours.seeds, alpha, power), se, df
@@ -197,7 +198,7 @@ def sequential_reproduction(looks, reported: ReportedSide, margin: float, max_se
     _check_looks(seeds, max_seeds)
     bounds = boundaries([k / max_seeds for k in seeds], alpha)
     levels = special.ndtr(-bounds)
-    values = [_look_p_values(ours, reported, margin, alpha, power, same_test_set) for ours in looks]
+    values = [look_p_values(ours, reported, margin, alpha, power, same_test_set) for ours in looks]
     p_support, p_refute, floor_hit = (np.array([[float(v[i]) for v in values]]) for i in range(3))
     look, code, reason = (int(x[0]) for x in decide(p_support, p_refute, floor_hit, levels, seeds[-1] == max_seeds))
     difference, se, df = looks[look].mean - reported.value, float(values[look][3]), float(values[look][4])
@@ -212,7 +213,7 @@ def simulate_sequential(suites: Suites, looks, margin: float, alpha: float = 0.0
     max_seeds = suites.seed_means.shape[1]
     _check_looks(list(looks), max_seeds)
     levels = special.ndtr(-boundaries([k / max_seeds for k in looks], alpha))
-    values = [_look_p_values(suites.ours(k), suites.reported, margin, alpha, power, False) for k in looks]
+    values = [look_p_values(suites.ours(k), suites.reported, margin, alpha, power, False) for k in looks]
     p_support, p_refute, floor_hit = (np.stack([np.asarray(v[i]) for v in values], axis=1) for i in range(3))
     return decide(p_support, p_refute, floor_hit, levels, looks[-1] == max_seeds)
 
