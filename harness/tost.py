@@ -71,10 +71,11 @@ def t_quantile(probability, df) -> np.ndarray:
 def _standardised(estimate, se, bound):
     """(estimate - bound) / se; with se = 0 (an exact estimate), +-inf by the sign and 0 on
     the bound itself (a p of one half: neither side shown)."""
-    gap = np.asarray(estimate, dtype=float) - np.asarray(bound, dtype=float)
+    gap = np.subtract(estimate, bound, dtype=float)
     se = np.asarray(se, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.where(gap == 0, 0.0, np.sign(gap) * np.inf))
+        standardised = gap / se
+    return np.where((se == 0) & (gap == 0), 0.0, standardised)
 
 
 def region_p_values(estimate, se, df, low, high) -> tuple[np.ndarray, np.ndarray]:
