@@ -20,6 +20,7 @@ report about a second to import).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ class Aggregate:
     low: float  # the bootstrap interval, within the bounds
     high: float
     confidence: float
-    method: str  # "percentile" or "BCa"
+    method: str  # "percentile", "BCa" or "percentile (BCa degenerate)"
     resamples: int
     runs: int  # run x task scores behind it (both methods' for P(X > Y))
     tasks: int
@@ -65,17 +66,27 @@ def _statistic(name: str):
 
 
 def _bootstrap(samples: tuple, statistic, confidence, method, resamples, seed):
+    """(observed, low, high, the method used): BCa falls back to percentile where its
+    acceleration cannot be estimated (a statistic constant under the jackknife, as the IQM
+    of mostly 0/100 scores)."""
     from scipy import stats
 
     if method not in ("percentile", "BCa"):
         raise ValueError(f"method must be 'percentile' or 'BCa', got {method!r}")
     observed = statistic(*samples)
     if all(np.ptp(sample) == 0 for sample in samples):  # no spread: every resample gives the same
-        return observed, observed, observed
-    result = stats.bootstrap(samples, statistic, n_resamples=resamples, vectorized=True, axis=-1,
-                             confidence_level=confidence, method=method,
-                             random_state=np.random.default_rng(seed))
-    return observed, result.confidence_interval.low, result.confidence_interval.high
+        return observed, observed, observed, method
+    for used in dict.fromkeys((method, "percentile")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            result = stats.bootstrap(samples, statistic, n_resamples=resamples, vectorized=True, axis=-1,
+                                     confidence_level=confidence, method=used,
+                                     random_state=np.random.default_rng(seed))
+        low, high = result.confidence_interval
+        if not (np.isnan(low).any() or np.isnan(high).any()):
+            break
+    return observed, low, high, used if used == method else "percentile (BCa degenerate)"
 
 
 def _clip(value, bounds):
@@ -88,10 +99,10 @@ def aggregate(scores, statistic: str = "iqm", confidence: float = 0.95, method: 
     """The IQM (or mean) of all run x task scores with its stratified bootstrap interval;
     ``bounds``: the metric's range (e.g. (0, 100)), which the interval never leaves."""
     tasks = _tasks(scores)
-    value, low, high = _bootstrap(tasks, _statistic(statistic), confidence, method, resamples, seed)
+    value, low, high, used = _bootstrap(tasks, _statistic(statistic), confidence, method, resamples, seed)
     low, high = _clip(low, bounds), _clip(high, bounds)
     return Aggregate("IQM" if statistic == "iqm" else "mean", float(value), float(low), float(high), confidence,
-                     method, resamples, sum(len(t) for t in tasks), len(tasks))
+                     used, resamples, sum(len(t) for t in tasks), len(tasks))
 
 
 def _improvement(count: int):
@@ -110,9 +121,9 @@ def probability_of_improvement(x_scores, y_scores, confidence: float = 0.95, met
     xs, ys = _tasks(x_scores), _tasks(y_scores)
     if len(xs) != len(ys):
         raise ValueError(f"X and Y need the same tasks, got {len(xs)} and {len(ys)}")
-    value, low, high = _bootstrap(xs + ys, _improvement(len(xs)), confidence, method, resamples, seed)
+    value, low, high, used = _bootstrap(xs + ys, _improvement(len(xs)), confidence, method, resamples, seed)
     return Aggregate("P(X > Y)", float(value), float(_clip(low, (0, 1))), float(_clip(high, (0, 1))), confidence,
-                     method, resamples, sum(len(t) for t in xs + ys), len(xs))
+                     used, resamples, sum(len(t) for t in xs + ys), len(xs))
 
 
 @dataclass(frozen=True)
@@ -135,6 +146,6 @@ def performance_profile(scores, thresholds, confidence: float = 0.95, resamples:
         above = [np.mean(sample[..., None, :] > thresholds[:, None], axis=-1) for sample in samples]
         return np.moveaxis(np.mean(above, axis=0), -1, 0)  # thresholds first, resamples last
 
-    value, low, high = _bootstrap(tasks, statistic, confidence, "percentile", resamples, seed)
+    value, low, high, _ = _bootstrap(tasks, statistic, confidence, "percentile", resamples, seed)
     return Profile(thresholds, np.asarray(value), _clip(np.asarray(low), (0, 1)), _clip(np.asarray(high), (0, 1)),
                    confidence)
