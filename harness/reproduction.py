@@ -179,7 +179,7 @@ class Reproduction:
     p_different: float  # min one-sided p of lying beyond a margin (small: not reproduced)
     seeds: int
     parts: tuple  # VariancePart, ...
-    plan: SeedPlan | None  # the seeds for 80% power at a true difference 0 (None with one seed)
+    plan: SeedPlan | None  # inconclusive: the seeds for 80% power at a true difference 0 (else None)
     cannot_decide: bool  # the floor: no number of seeds can decide this margin
     note: str  # "one seed: no verdict", "cannot be decided at this margin", "N seeds would decide it"
 
@@ -197,8 +197,9 @@ def reproduction(ours: OurSide, reported: ReportedSide, margin: float, alpha: fl
                             math.nan, ours.seeds, parts, None, False, "one seed: no verdict")
     code, p_support, p_refute, se, df = verdict_arrays(ours, reported, margin, alpha, same_test_set)
     low, high = two_sided_interval(difference, se, df, alpha)
-    plan = seeds_needed(margin, variance_model(ours, reported, same_test_set), alpha, power)
-    cannot = bool(floor_forbids(margin, variance_model(ours, reported, same_test_set), ours.seeds, alpha, power))
+    model = variance_model(ours, reported, same_test_set)
+    cannot = bool(floor_forbids(margin, model, ours.seeds, alpha, power))
+    plan = seeds_needed(margin, model, alpha, power) if code == INCONCLUSIVE else None
     if code != INCONCLUSIVE:
         note = ""
     elif cannot:

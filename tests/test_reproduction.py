@@ -215,3 +215,14 @@ def test_variance_model_matches_the_parts():
     reported = ReportedSide(69.0, 0.2, 4.0, "seeds", "std / sqrt(5)")
     model = variance_model(ours, reported)
     assert sum(v for v, _ in model.parts(4)) == pytest.approx(reproduction(ours, reported, 2.0).se ** 2)
+
+
+def test_exact_power_matches_the_simulated_rule():
+    """The power integral (512 chi-square quantiles) against the rule run on 20,000 suites."""
+    for name in ("one-model, sigma 0.7", "3-seed paper, sigma 0.7"):
+        scenario = replace(SCENARIOS[name], paper_pm_given=True)
+        for seeds in (2, 3, 5, 8):
+            for truth in (0.0, 1.0):
+                simulated, _ = _rates(scenario, 3.0, seeds, truth=truth, seed=4)
+                exact = reproduction_power(3.0, seeds, _model(scenario), truth=truth)
+                assert exact == pytest.approx(simulated, abs=3 * math.sqrt(0.25 / SUITES)), (name, seeds, truth)
