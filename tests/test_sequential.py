@@ -148,3 +148,17 @@ def test_decide_keeps_undecided_suites_going():
     _, code, reason = decide(np.array([[0.5, 0.5]]), np.array([[0.5, 0.5]]), np.array([[False, False]]),
                              np.array([0.001, 0.01]), last_is_max=False)
     assert code[0] == 0 and reason[0] == CONTINUE
+
+
+def test_benchmark_prints_one_row_per_setting_and_schedule():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / "verdict_rules.py"), "--suites", "300"],
+                          capture_output=True, text=True, check=True, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and "paper" in line]
+    assert len(rows) == 15 and all(row.count("|") == 11 for row in rows)
