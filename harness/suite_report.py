@@ -90,13 +90,15 @@ class Budget:
 
 @dataclass(frozen=True)
 class Selection:
-    """Model selection: the ``over`` axes are chosen by the validation metric ``by`` (on the
-    seed mean, or per seed); ``confirm`` seeds rerun each selected configuration on seeds that
-    played no part in choosing it."""
+    """Model selection: in each cell, the values of the ``over`` axes are chosen by the
+    validation metric ``by`` (on the mean over the selection ``seeds``, or per seed), among the
+    configurations that ran on those seeds (None: on every seed they ran); ``confirm`` seeds
+    rerun each selected configuration on seeds that played no part in choosing it."""
 
     over: tuple
     by: str
     per: str
+    seeds: tuple | None
     confirm: tuple
 
 
@@ -407,7 +409,7 @@ class ReportSection:
         if "select" not in self.doc:
             return None
         select = self.v.mapping(self.doc["select"], "select", self.doc, "select")
-        self.v.known_keys(select, ("over", "by", "per", "confirm"), "select")
+        self.v.known_keys(select, ("over", "by", "per", "seeds", "confirm"), "select")
         for required in ("over", "by"):
             if required not in select:
                 self.fail(f"select.{required}", "missing (required)", self.line(self.doc, "select"))
@@ -432,13 +434,27 @@ class ReportSection:
         if per not in SELECT_PER:
             self.fail("select.per", f"must be mean (the seed mean of each configuration) or seed, got {per!r}",
                       self.line(select, "per"))
-        confirm = select.get("confirm", [])
-        if not isinstance(confirm, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in confirm):
-            self.fail("select.confirm", "must be a list of seeds (integers >= 0)", self.line(select, "confirm"))
-        used = set(self.suite.grid.get("seed", []))
-        if used & set(confirm):
-            self.fail("select.confirm", f"seeds {', '.join(map(str, sorted(used & set(confirm))))} already choose the "
-                                        "configuration: confirmation needs fresh seeds", self.line(select, "confirm"))
-        if len(set(confirm)) != len(confirm):
-            self.fail("select.confirm", "repeats a seed", self.line(select, "confirm"))
-        return Selection(tuple(over), by, per, tuple(confirm))
+        grid_seeds = self.suite.grid.get("seed", [])
+        seeds = self.seed_list(select, "seeds")
+        if seeds is not None:
+            outside = [seed for seed in seeds if seed not in grid_seeds]
+            if outside:
+                self.fail("select.seeds", f"seeds {', '.join(map(str, outside))} are in no grid", self.line(select, "seeds"))
+        confirm = self.seed_list(select, "confirm") or []
+        chosen_on = set(seeds if seeds is not None else grid_seeds)
+        if chosen_on & set(confirm):
+            self.fail("select.confirm", f"seeds {', '.join(map(str, sorted(chosen_on & set(confirm))))} choose the "
+                                        "configuration: confirmation needs seeds that played no part in it",
+                      self.line(select, "confirm"))
+        return Selection(tuple(over), by, per, tuple(seeds) if seeds is not None else None, tuple(confirm))
+
+    def seed_list(self, select, name: str) -> list | None:
+        if name not in select:
+            return None
+        seeds = select[name]
+        if not isinstance(seeds, list) or not seeds or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
+            self.fail(f"select.{name}", "must be a non-empty list of seeds (integers >= 0)", self.line(select, name))
+        if len(set(seeds)) != len(seeds):
+            self.fail(f"select.{name}", "repeats a seed", self.line(select, name))
+        return seeds

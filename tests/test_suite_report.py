@@ -191,14 +191,20 @@ def test_select_needs_a_validation_metric_and_varying_axes(tmp_path):
     assert "select.by: must be a validation metric" in message and "never a test metric" in message
     assert "takes one value in the grid" in error_of(tmp_path, SWEEP + "select: {over: [steps], by: val_accuracy}\n")
     assert "cannot be selected over" in error_of(tmp_path, SWEEP + "select: {over: [method], by: val_accuracy}\n")
-    assert "fresh seeds" in error_of(tmp_path, SWEEP + "select: {over: [lr], by: val_accuracy, confirm: [2, 3]}\n")
+    assert "played no part" in error_of(tmp_path, SWEEP + "select: {over: [lr], by: val_accuracy, confirm: [2, 3]}\n")
+    assert "are in no grid" in error_of(tmp_path, SWEEP + "select: {over: [lr], by: val_accuracy, seeds: [0, 7]}\n")
+    assert "repeats a seed" in error_of(tmp_path, SWEEP + "select: {over: [lr], by: val_accuracy, confirm: [5, 5]}\n")
     assert "select.per" in error_of(tmp_path, SWEEP + "select: {over: [lr], by: val_accuracy, per: median}\n")
 
 
 def test_select_loads(tmp_path):
     suite = load_suite(write(tmp_path, SWEEP + "select: {over: lr, by: val_accuracy, confirm: [10, 11]}\n"))
-    assert (suite.select.over, suite.select.by, suite.select.per, suite.select.confirm) == (
-        ("lr",), "val_accuracy", "mean", (10, 11))
+    assert (suite.select.over, suite.select.by, suite.select.per, suite.select.seeds, suite.select.confirm) == (
+        ("lr",), "val_accuracy", "mean", None, (10, 11))
+    # chosen on seeds 0 and 1, confirmed on seed 2 (a grid seed that played no part in choosing)
+    suite = load_suite(write(tmp_path, SWEEP + "select: {over: lr, by: val_accuracy, per: seed, seeds: [0, 1], "
+                                               "confirm: [2]}\n"))
+    assert (suite.select.per, suite.select.seeds, suite.select.confirm) == ("seed", (0, 1), (2,))
 
 
 # ---------------------------------------------------------------- grids and rules
