@@ -446,6 +446,9 @@ class ReportSection:
             self.fail("select.confirm", f"seeds {', '.join(map(str, sorted(chosen_on & set(confirm))))} choose the "
                                         "configuration: confirmation needs seeds that played no part in it",
                       self.line(select, "confirm"))
+        if confirm and per == "seed":
+            self.fail("select.confirm", "confirmation reruns ONE chosen configuration per cell: use per: mean "
+                                        "(per: seed chooses one per seed)", self.line(select, "confirm"))
         return Selection(tuple(over), by, per, tuple(seeds) if seeds is not None else None, tuple(confirm))
 
     def seed_list(self, select, name: str) -> list | None:
