@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
