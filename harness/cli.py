@@ -57,9 +57,25 @@ def planned(args):
     warn(suite.warnings)
     filters = parse_filters(args.filter, suite.keys)
     if filters:
+        require_filtered_values(suite, filters)
         suite = dataclasses.replace(suite, keep=(filters,))
     specs = list(expand(suite))
     return suite, specs, results_store(args.results, suite.name)
+
+
+def require_filtered_values(suite, filters: dict) -> None:
+    """Every value a ``--filter`` asks for is some run's: a typo keeps no run, silently."""
+    present: dict[str, list] = {key: [] for key in filters}
+    for config in suite.configs():
+        for key, values in present.items():
+            if config.get(key) not in values:
+                values.append(config.get(key))
+    for key, wanted in filters.items():
+        missing = [value for value in wanted if value not in present[key]]
+        if missing:
+            have = ", ".join(sorted(map(str, present[key])))
+            raise HarnessError(f"--filter {key}={','.join(map(str, missing))}: no run of {suite.path} has "
+                               f"{key} {'=' if len(missing) == 1 else 'in'} {', '.join(map(str, missing))} ({key} takes: {have})")
 
 
 def results_store(results, name: str) -> Store:

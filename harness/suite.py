@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import itertools
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +14,10 @@ from typing import Iterator
 
 from harness import HarnessError, families, plugins, yamlfile
 from harness.keys import REQUIRED, check_value
+from harness.suite_report import Reported, ReportSection  # noqa: F401  (Reported: re-exported)
 
 SUITE_KEYS = ("name", "family", "plugins", "paper", "description", "defaults", "grid", "overrides", "exclude",
-              "resources", "reported", "report")
-REPORT_OPTIONS = ("baseline",)  # the `report:` mapping's keys
-INTERVAL_KINDS = ("ci95", "std", "sem")
+              "resources", "reported", "report", "claims", "budget", "select")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -70,28 +68,6 @@ RESOURCE_KEYS = {
 
 
 @dataclass(frozen=True)
-class Reported:
-    """A number the paper reported for the runs whose config has the values of ``cell``."""
-
-    cell: tuple  # ((config key, value), ...) in the suite's order
-    metric: str  # which of the family's metrics (default: its first)
-    value: float
-    interval: float | None
-    kind: str | None
-    seeds: int | None
-    samples: int | None  # units behind the number (test episodes), when the paper says
-    paper: str
-    table: str | None
-
-    def matches(self, config: dict) -> bool:
-        return all(config.get(key) == value for key, value in self.cell)
-
-    @property
-    def name(self) -> str:
-        return "/".join(str(value) for _, value in self.cell)
-
-
-@dataclass(frozen=True)
 class Override:
     when: dict
     set: dict
@@ -105,7 +81,7 @@ class Suite:
     paper: str
     description: str
     defaults: dict
-    grid: dict
+    grids: tuple  # one or more grids ({axis: [values]}); the suite's runs are their union
     overrides: tuple
     exclude: tuple
     resources: Resources
@@ -114,23 +90,47 @@ class Suite:
     plugins: tuple = ()  # resolved plugin items (absolute .py paths, module names)
     keep: tuple = ()  # rules a run must match (`--filter`): {key: [values]}
     warnings: tuple = ()  # what looks wrong but may be right (one line each, printed by the CLI)
-    report_options: dict = field(default_factory=dict)  # the `report:` mapping (baseline: a method name)
+    report_options: dict = field(default_factory=dict)  # the `report:` mapping (baseline, margin)
+    claims: tuple = ()  # the paper's claims (harness.suite_report.Claim)
+    budget: object = None  # harness.suite_report.Budget: how many seeds sequential rounds may add
+    select: object = None  # harness.suite_report.Selection: axes chosen on validation
 
     @property
     def keys(self) -> dict:
         """The config schema of the suite's family."""
         return families.get(self.family).keys
 
-    def configs(self) -> Iterator[dict]:
-        """Every run's fully resolved config, lazily, in grid order."""
+    @property
+    def grid(self) -> dict:
+        """Every axis of the grids with all the values it takes in any of them, in order."""
+        merged: dict = {}
+        for grid in self.grids:
+            for axis, values in grid.items():
+                known = merged.setdefault(axis, [])
+                known += [value for value in values if value not in known]
+        return merged
+
+    def base_config(self) -> dict:
         base = {name: key.default for name, key in self.keys.items() if key.default is not REQUIRED}
         base.update(self.defaults)
-        axes = list(self.grid)
-        for values in itertools.product(*self.grid.values()):
-            config = {**base, **dict(zip(axes, values))}
-            for override in self.overrides:
-                if matches(config, override.when):
-                    config.update(override.set)
+        return base
+
+    def grid_configs(self) -> Iterator[dict]:
+        """Every grid point with the defaults and overrides applied, before exclude rules."""
+        base = self.base_config()
+        for grid in self.grids:
+            axes = list(grid)
+            for values in itertools.product(*grid.values()):
+                config = {**base, **dict(zip(axes, values))}
+                for override in self.overrides:
+                    if matches(config, override.when):
+                        config.update(override.set)
+                yield config
+
+    def configs(self) -> Iterator[dict]:
+        """Every run's fully resolved config, lazily, in grid order (the grids' runs, one
+        grid after the other; a run two grids share is expanded once, see spec.expand)."""
+        for config in self.grid_configs():
             if not any(matches(config, rule) for rule in self.exclude) and all(matches(config, rule) for rule in self.keep):
                 yield config
 
@@ -145,8 +145,19 @@ class Suite:
 
     @property
     def axes(self) -> list[str]:
-        """Grid axes that take more than one value (the report groups by these)."""
-        return [name for name, values in self.grid.items() if len(values) > 1]
+        """Grid axes that take more than one value (the report groups by these): in one
+        grid, or across grids (an axis a grid leaves out takes the default there)."""
+        base = self.base_config()
+        found = []
+        for name in self.grid:
+            values = []
+            for grid in self.grids:
+                for value in grid.get(name, [base.get(name)]):
+                    if value not in values:
+                        values.append(value)
+            if len(values) > 1:
+                found.append(name)
+        return found
 
 
 def kind_of(value) -> str:
@@ -198,14 +209,14 @@ class _Validator:
         name = self.text(doc, "name", "name")
         if not NAME_PATTERN.match(name):
             self.fail("name", f"must be letters, digits, '_', '.', '-' (it names a folder), got {name!r}", self.line(doc, "name"))
-        grid = self.grid(doc["grid"], doc)
+        grids = self.grids(doc["grid"], doc)
         suite = Suite(
             path=self.path,
             name=name,
             paper=self.text(doc, "paper", "paper"),
             description=self.text(doc, "description", "description") if "description" in doc else "",
             defaults=self.config_map(doc.get("defaults", {}), "defaults", doc, "defaults"),
-            grid=grid,
+            grids=grids,
             overrides=tuple(self.overrides(doc.get("overrides", []), doc)),
             exclude=tuple(self.rules(doc.get("exclude", []), "exclude", doc)),
             resources=self.resources(doc.get("resources", {}), doc),
@@ -216,9 +227,24 @@ class _Validator:
         if not any(True for _ in suite.configs()):
             self.fail("grid", "no run left: the exclude rules remove every run of the grid", self.line(doc, "exclude") or self.line(doc, "grid"))
         self.warnings = []
-        reported = tuple(self.reported(doc.get("reported", []), doc, family, suite))
-        report_options = self.report_options(doc.get("report", {}), doc, suite)
-        return dataclasses.replace(suite, reported=reported, warnings=tuple(self.warnings), report_options=report_options)
+        self.unused_rules(suite, doc)
+        report = ReportSection(self, doc, family, suite)
+        return dataclasses.replace(suite, reported=report.reported(), report_options=report.options(),
+                                   claims=report.claims(), budget=report.budget(), select=report.select(),
+                                   warnings=tuple(self.warnings))
+
+    def unused_rules(self, suite: Suite, doc) -> None:
+        """A warning for each override or exclude rule that no grid point matches (a typo in a
+        value, or a rule left behind): it changes nothing, which is rarely what was meant."""
+        configs = list(suite.grid_configs())
+        for keypath, rules in (("overrides", [o.when for o in suite.overrides]), ("exclude", list(suite.exclude))):
+            for i, rule in enumerate(rules):
+                if not any(matches(config, rule) for config in configs):
+                    items = doc.get(keypath)
+                    line = self.line(items, i) if isinstance(items, list) else None
+                    given = ", ".join(f"{k}={'|'.join(map(str, v))}" for k, v in rule.items())
+                    where = f"{self.path}:{line}" if line else str(self.path)
+                    self.warnings.append(f"{where}: {keypath}[{i}] ({given}) matches no run of the grid: it changes nothing")
 
     # -- pieces ---------------------------------------------------------
 
@@ -278,25 +304,34 @@ class _Validator:
             for name, item in mapping.items()
         }
 
-    def grid(self, value, doc) -> dict:
-        grid = self.mapping(value, "grid", doc, "grid")
-        self.known_keys(grid, self.keys, "grid")
+    def grids(self, value, doc) -> tuple:
+        """One grid (a mapping of axes), or a list of grids whose runs are united."""
+        if isinstance(value, list):
+            if not value:
+                self.fail("grid", "an empty list of grids", self.line(doc, "grid"))
+            return tuple(self.grid(item, f"grid[{i}]", value, i) for i, item in enumerate(value))
+        return (self.grid(value, "grid", doc, "grid"),)
+
+    def grid(self, value, keypath: str, parent, key) -> dict:
+        grid = self.mapping(value, keypath, parent, key)
+        self.known_keys(grid, self.keys, keypath)
         for axis in self.axes_required:
             if axis not in grid:
-                self.fail("grid", f"missing axis {axis!r} (a grid needs at least {', '.join(self.axes_required)})", self.line(doc, "grid"))
+                self.fail(keypath, f"missing axis {axis!r} (a grid needs at least {', '.join(self.axes_required)})",
+                          self.line(parent, key))
         axes = {}
         for name, values in grid.items():
             line = self.line(grid, name)
             if not isinstance(values, list):
                 values = [values]
             if not values:
-                self.fail(f"grid.{name}", "empty axis (give at least one value)", line)
+                self.fail(f"{keypath}.{name}", "empty axis (give at least one value)", line)
             checked = [
-                self.config_value(name, item, f"grid.{name}[{i}]", self.line(values, i) or line)
+                self.config_value(name, item, f"{keypath}.{name}[{i}]", self.line(values, i) or line)
                 for i, item in enumerate(values)
             ]
             if len(set(map(repr, checked))) != len(checked):
-                self.fail(f"grid.{name}", "repeats a value", line)
+                self.fail(f"{keypath}.{name}", "repeats a value", line)
             axes[name] = checked
         return axes
 
@@ -364,91 +399,3 @@ class _Validator:
                 item = dict(item)
             checked[name] = item
         return checked
-
-    def report_options(self, value, doc, suite: Suite) -> dict:
-        """The `report:` mapping: `baseline` names a method of the suite's runs, which the
-        report compares every other method with (paired where the runs allow)."""
-        options = self.mapping(value, "report", doc, "report")
-        self.known_keys(options, REPORT_OPTIONS, "report")
-        if "baseline" in options:
-            line = self.line(options, "baseline")
-            baseline = self.config_value("method", options["baseline"], "report.baseline", line)
-            methods = sorted({config["method"] for config in suite.configs()})
-            if baseline not in methods:
-                self.fail("report.baseline", f"method {baseline!r} has no run in this suite (methods: {', '.join(methods)})", line)
-        return dict(options)
-
-    def reported(self, value, doc, family, suite: Suite) -> Iterator[Reported]:
-        """The paper's numbers: each entry names config values (a cell), the metric (default:
-        the family's first), the value and its interval; it must match runs of the grid."""
-        if not isinstance(value, list):
-            self.fail("reported", "must be a list of entries", self.line(doc, "reported"))
-        numbers_fields = ("value", "interval", "kind", "seeds", "samples", "episodes", "source", "metric")
-        metrics = [metric.name for metric in family.metrics]
-        configs = None
-        seen: dict[tuple, int] = {}
-        for i, item in enumerate(value):
-            keypath = f"reported[{i}]"
-            entry = self.mapping(item, keypath, value, i)
-            line = self.line(value, i)
-            self.known_keys(entry, tuple(self.keys) + numbers_fields, keypath)
-            for required in ("value", "source"):
-                if required not in entry:
-                    self.fail(f"{keypath}.{required}", "missing (required)", line)
-            cell = tuple((name, self.config_value(name, entry[name], f"{keypath}.{name}", self.line(entry, name)))
-                         for name in entry if name in self.keys and entry[name] is not None)
-            if not cell:
-                self.fail(keypath, "names no config value (which runs is it the number of?)", line)
-            metric = entry.get("metric", metrics[0])
-            if metric not in metrics:
-                self.fail(f"{keypath}.metric", f"unknown metric {metric!r} of family {family.name} (known: {', '.join(metrics)})",
-                          self.line(entry, "metric") or line)
-            numbers = {}
-            for name in ("value", "interval"):
-                number = entry.get(name)
-                if number is None and name == "interval":
-                    numbers[name] = None
-                    continue
-                if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number) or number < 0:
-                    self.fail(f"{keypath}.{name}", f"must be a non-negative number, got {number!r}", self.line(entry, name))
-                numbers[name] = float(number)
-            kind = entry.get("kind")
-            if numbers["interval"] is None and "kind" in entry:
-                self.fail(f"{keypath}.kind", "given without an interval", self.line(entry, "kind"))
-            if numbers["interval"] is not None and kind not in INTERVAL_KINDS:
-                self.fail(f"{keypath}.kind", f"must say what the interval is: one of {', '.join(INTERVAL_KINDS)}, got {kind!r}", self.line(entry, "kind") or line)
-            counts = {}
-            for name in ("seeds", "samples", "episodes"):
-                count = entry.get(name)
-                if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
-                    self.fail(f"{keypath}.{name}", f"must be a positive integer, got {count!r}", self.line(entry, name))
-                counts[name] = count
-            if counts["samples"] is not None and counts["episodes"] is not None:
-                self.fail(f"{keypath}.episodes", "give samples or episodes (the same thing), not both", self.line(entry, "episodes"))
-            source = self.mapping(entry["source"], f"{keypath}.source", entry, "source")
-            self.known_keys(source, ("paper", "table"), f"{keypath}.source")
-            if not isinstance(source.get("paper"), str):
-                self.fail(f"{keypath}.source.paper", "must name the paper", self.line(entry, "source"))
-            if not isinstance(source.get("table", ""), (str, int)):
-                self.fail(f"{keypath}.source.table", "must be text or a number", self.line(source, "table"))
-            reported = Reported(
-                cell=cell, metric=metric, value=numbers["value"], interval=numbers["interval"],
-                kind=kind if numbers["interval"] is not None else None, seeds=counts["seeds"],
-                samples=counts["samples"] or counts["episodes"],
-                paper=source["paper"], table=str(source["table"]) if source.get("table") is not None else None,
-            )
-            if configs is None:
-                configs = list(suite.configs())
-            matched = frozenset(n for n, config in enumerate(configs) if reported.matches(config))
-            if not matched:
-                given = ", ".join(f"{k}={v}" for k, v in cell)
-                self.fail(keypath, f"matches no run of the grid ({given}): check its values against the grid, "
-                                   "overrides and exclude rules", line)
-            unit = family.metric(metric).unit
-            if unit == "%" and 0 < reported.value < 1:
-                self.warnings.append(f"{self.path}:{line}: {keypath}.value: {reported.value:g} looks like a fraction, "
-                                     f"but {metric} is in %: did you mean {reported.value * 100:g}?")
-            if (metric, matched) in seen:  # the same number given twice for the same runs
-                self.fail(keypath, f"duplicate reported entry for {reported.name} (first at reported[{seen[metric, matched]}])", line)
-            seen[metric, matched] = i
-            yield reported

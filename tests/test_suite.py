@@ -376,12 +376,12 @@ ERROR_CASES = [
     ("duplicate-nested-key", BASE + "  seed: [1]\n", 8, ["grid.seed: duplicate key", "line 7"]),
     ("duplicate-reported-entry", BASE + """\
 reported:
-  - {dataset: omniglot, shots: 1, method: mtl, value: 90.0, source: {paper: x}}
-  - {dataset: omniglot, ways: 5, shots: 1, method: mtl, value: 91.0, source: {paper: y}}
+  - {dataset: omniglot, shots: 1, method: mtl, over: seeds, value: 90.0, source: {paper: x}}
+  - {dataset: omniglot, ways: 5, shots: 1, method: mtl, over: seeds, value: 91.0, source: {paper: y}}
 """, 10, ["reported[1]", "duplicate reported entry", "reported[0]"]),
     ("reported-interval-without-kind", BASE + """\
 reported:
-  - {dataset: omniglot, shots: 1, method: mtl, value: 90.0, interval: 0.5, source: {paper: x}}
+  - {dataset: omniglot, shots: 1, method: mtl, over: seeds, value: 90.0, interval: 0.5, source: {paper: x}}
 """, 9, ["reported[0].kind", "ci95"]),
     ("reported-interval-bad-kind", BASE + """\
 reported:
@@ -421,11 +421,11 @@ reported:
     ("lr-inf", BASE + "defaults:\n  lr: .inf\n", 9, ["defaults.lr", "finite"]),
     ("reported-value-nan", BASE + """\
 reported:
-  - {dataset: omniglot, shots: 1, method: mtl, value: .nan, source: {paper: x}}
+  - {dataset: omniglot, shots: 1, method: mtl, over: seeds, value: .nan, source: {paper: x}}
 """, 9, ["reported[0].value"]),
     ("reported-kind-without-interval", BASE + """\
 reported:
-  - {dataset: omniglot, shots: 1, method: mtl, value: 50, kind: std, source: {paper: x}}
+  - {dataset: omniglot, shots: 1, method: mtl, over: seeds, value: 50, kind: std, source: {paper: x}}
 """, 9, ["reported[0].kind", "without an interval"]),
 ]
 
@@ -516,9 +516,9 @@ COMPLETE = """\
         source: {paper: "Someone et al. (2021)", table: 2}
       - {dataset: omniglot, shots: 5, method: mtl, value: 99, interval: 0.1, kind: std, seeds: 3,
          source: {paper: "Someone et al. (2021)", table: "3b"}}
-      - {dataset: omniglot, shots: 1, method: protonet, value: 95.0, interval: 0.3, kind: sem,
+      - {dataset: omniglot, shots: 1, method: protonet, over: seeds, value: 95.0, interval: 0.3, kind: sem,
          source: {paper: Other}}
-      - {dataset: omniglot, shots: 5, method: protonet, value: 98.1, source: {paper: Other}}
+      - {dataset: omniglot, shots: 5, method: protonet, over: seeds, value: 98.1, source: {paper: Other}}
 """
 
 
@@ -541,7 +541,7 @@ def test_complete_suite_loads_with_every_value(tmp_path):
     )
     assert suite.reported == (
         Reported((("dataset", "omniglot"), ("ways", 5), ("shots", 1), ("method", "mtl")), "accuracy",
-                 96.5, 0.2, "ci95", None, 2000, "Someone et al. (2021)", "2"),
+                 96.5, 0.2, "ci95", None, 2000, "Someone et al. (2021)", "2", over="episodes"),
         Reported((("dataset", "omniglot"), ("shots", 5), ("method", "mtl")), "accuracy",
                  99.0, 0.1, "std", 3, None, "Someone et al. (2021)", "3b"),
         Reported((("dataset", "omniglot"), ("shots", 1), ("method", "protonet")), "accuracy",
