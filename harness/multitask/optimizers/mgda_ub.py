@@ -173,12 +173,19 @@ def official_min_norm_weights(M, max_iter: int = OFFICIAL_MAX_ITER, tol: float =
         return torch.from_numpy(x), 0
     for step in range(max_iter):
         candidate = _official_next_point(x, -M @ x)
-        gamma, _ = official_pair(x @ M @ x, x @ M @ candidate, candidate @ M @ candidate)
+        gamma, _ = official_pair(_official_form(x, x, M), _official_form(x, candidate, M),
+                                 _official_form(candidate, candidate, M))
         moved = gamma * x + (1 - gamma) * candidate
         if np.abs(moved - x).sum() < tol:
             return torch.from_numpy(x), step  # the iterate before the small move (mgda.py:211-212)
         x = moved
     return torch.from_numpy(x), max_iter
+
+
+def _official_form(u, v, M):
+    """u' M v summed as mgda.py:200-205 does, term (u_i v_j) M_ij after term in row-major order: near
+    the end the line search compares nearly equal numbers, and another rounding takes another path."""
+    return np.cumsum((np.outer(u, v) * M).ravel())[-1]
 
 
 def _official_next_point(x, direction):
