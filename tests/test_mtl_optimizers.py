@@ -631,3 +631,14 @@ def test_solver_keys_reach_the_optimizers_and_default_to_today():
         declared = OPTIMIZERS.entry(name).meta["keys"][key]
         assert (declared["default"], declared["choices"], declared["arg"]) == ("exact", ["exact", "official"], "solver")
         assert declared["versions"] == {"official": "1"}
+
+
+@pytest.mark.parametrize("method, key", [("imtl", "imtl_solver"), ("mgda_ub", "mgda_solver")])
+def test_official_solvers_train_multi_mnist_deterministically(method, key):
+    from harness.multitask.train import Trainer
+
+    config = {"dataset": "multi_mnist", "seed": 0, "device": "cpu", "method": method, key: "official", "epochs": 1,
+              "batch_size": 128, "train_images": 256}
+    first, second = (Trainer(config, log=lambda line: None).run()["metrics"] for _ in range(2))
+    assert first == second and 0 <= first["average"] <= 100
+    assert Trainer(config, log=lambda line: None).mtl.solver == "official"

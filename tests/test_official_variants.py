@@ -476,3 +476,20 @@ def test_variants_train_a_few_steps_deterministically(overrides):
     first, second = (Trainer(config, log=quiet).run()["metrics"] for _ in range(2))
     assert first == second
     assert 0 <= first["accuracy"] <= 100
+
+
+def test_official_svm_solves_in_float32_under_bf16_autocast():
+    support, labels, query = svm_episodes(episodes=2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = HEADS.get("svm")(support.bfloat16(), labels, query.bfloat16(), 5, {"svm_solver": "official"})
+    assert scores.dtype == torch.float32
+    expected = qpth_style_scores(support.bfloat16().float(), labels, query.bfloat16().float(), 5, 0.1, 1.0, 3)
+    assert torch.allclose(scores, expected)
+
+
+@pytest.mark.slow
+def test_official_maml_under_bf16_and_channels_last():
+    config = make_config(method="maml", maml_loss="official", inner_loop_batchnorm="fixed", meta_grad_clip=10.0,
+                         meta_batch=2, steps=1, val_every=1, precision="bf16", channels_last="on")
+    result = Trainer(config, log=quiet).run()
+    assert result["details"]["bf16"] and 0 <= result["metrics"]["accuracy"] <= 100
