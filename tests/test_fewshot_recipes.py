@@ -307,6 +307,8 @@ def test_wang2021_maml_is_finn_et_al(wang2021):
             assert (c["inner_steps"], c["inner_lr"], c["test_inner_steps"]) == (5, 0.01, 10)
             assert (c["optimizer"], c["lr"], c["meta_batch"], c["steps"], c["queries"]) == ("adam", 0.001, meta_batch, 60000, 15)
             assert not c["augment"] and c["lr_patience"] is None and c["lr_schedule"] == "constant"
+            assert (c["maml_loss"], c["inner_loop_batchnorm"], c["meta_grad_clip"]) == ("official", "fixed", 10.0)
+            assert c["tested_checkpoint"] == "final" and c["precision"] == "fp32"
 
 
 def test_wang2021_anil_is_learn2learn(wang2021):
@@ -328,9 +330,14 @@ def test_wang2021_metaoptnet_and_protonet_are_metaoptnets_train_py(wang2021):
                 assert (c["steps"], c["val_every"], c["meta_batch"]) == (60000, 1000, 8)
                 assert (c["optimizer"], c["lr"], c["weight_decay"], c["lr_schedule"]) == ("sgd", 0.1, 0.0005, "metaoptnet")
                 assert c["lr_patience"] is None and c["patience"] is None
-                assert (c["label_smoothing"], c["queries"], c["separate_passes"], c["global_pool"]) == (0.1, 6, True, False)
+                assert (c["queries"], c["separate_passes"], c["global_pool"]) == (6, True, False)
                 assert (c["val_shots"], c["val_queries"], c["val_episodes"], c["val_resample"]) == (5, 15, 2000, True)
                 assert c["backbone"] == "resnet12" and c["augment"]
+                # smoothing on mini-ImageNet only; DropBlock stuck where DataParallel ran; the reference mask
+                assert c["label_smoothing"] == (0.1 if dataset == "mini_imagenet" else 0.0)
+                assert c["dropblock_schedule"] == ("stuck" if "imagenet" in dataset else "ramp")
+                assert (c["dropblock_mask"], c["precision"], c["tested_checkpoint"]) == ("reference", "fp32", "best")
+            assert wang2021[("metaoptnet_svm", dataset, shots)]["svm_solver"] == "official"
             assert wang2021[("metaoptnet_svm", dataset, shots)]["train_shots"] == train_shot
             assert wang2021[("protonet", dataset, shots)]["train_shots"] is None  # = shots
             assert wang2021[("protonet", dataset, shots)]["protonet_scale"]

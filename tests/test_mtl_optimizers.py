@@ -419,3 +419,226 @@ def test_representation_combine_matches_backpropagating_weighted_losses():
         trunk.zero_grad()
         (alpha.detach() * task_losses()[1]).sum().backward()  # s = 0, so the IMTL-L scaling is the identity
         assert torch.allclose(via_combine, trunk.weight.grad, atol=1e-6)
+
+
+# ---------------------------------------------------------------- official and exact variants (issue #20)
+
+# A 3-task example whose two IMTL systems differ: rows are the task gradients g_1, g_2, g_3.
+G3 = torch.tensor([[1.0, 0.0, 0.0, 2.0],
+                   [0.0, 2.0, 1.0, 0.0],
+                   [1.0, 1.0, -1.0, 1.0]], dtype=torch.float64)
+
+
+def test_imtl_exact_is_libmtls_formula_on_a_hand_example():
+    """LibMTL 1.1.5 (weighting/IMTL.py), rows D_k = g_1 - g_k, U_k = u_1 - u_k (k >= 2):
+    alpha_{2:T} = g_1 U^T (D U^T)^-1, alpha_1 = 1 - sum(alpha_{2:T})."""
+    units = G3 / G3.norm(dim=1, keepdim=True)
+    D, U = G3[0] - G3[1:], units[0] - units[1:]
+    a = (G3[0] @ U.T) @ torch.linalg.inv(D @ U.T)
+    libmtl = torch.cat([(1 - a.sum())[None], a])
+    ours = make("imtl", 3).task_weights(G3)
+    assert torch.allclose(ours, libmtl, atol=1e-12)
+    projections = projections_on_unit_gradients(G3, ours)
+    assert torch.allclose(projections, projections[0].expand(3), atol=1e-12)  # the defining property
+
+
+def test_imtl_official_is_the_official_codes_formula_on_a_hand_example():
+    """yobibyte/unitary-scalarization-dmtl optimizers/imtl.py:32-43, columns D_k = g_1 - g_k and
+    U_k = u_1 - u_k: A = D^T U + 1e-6 I, alpha_{2:T} = A^-1 U^T g_1, alpha_1 = 1 - sum."""
+    units = G3 / G3.norm(dim=1, keepdim=True)
+    D = torch.stack([G3[0] - G3[1], G3[0] - G3[2]], dim=1)  # (P, 2)
+    U = torch.stack([units[0] - units[1], units[0] - units[2]], dim=1)
+    A = D.T @ U + 1e-6 * torch.eye(2, dtype=torch.float64)
+    a = torch.linalg.inv(A) @ (U.T @ G3[0])
+    official = torch.cat([(1 - a.sum())[None], a])
+    ours = make("imtl", 3, solver="official").task_weights(G3)
+    assert torch.allclose(ours, official, atol=1e-12)
+    exact = make("imtl", 3).task_weights(G3)
+    assert (ours - exact).abs().max() > 0.05  # the transposed system is another system for 3 tasks
+    projections = projections_on_unit_gradients(G3, ours)
+    assert (projections.max() - projections.min()) > 0.05  # ... whose weights do not equalise the projections
+    assert torch.allclose(make("imtl", 3, solver="official").combine(G3), ours @ G3)
+
+
+def test_imtl_official_and_exact_agree_for_two_tasks_up_to_the_diagonal_term():
+    for seed in range(5):
+        G = random_grads(2, 6, seed)
+        exact, official = make("imtl", 2).task_weights(G), make("imtl", 2, solver="official").task_weights(G)
+        assert torch.allclose(exact, official, atol=1e-5)
+    # the 1e-6 is absolute: with gradients of norm ~1e-6 it moves the weights by a lot
+    G = random_grads(2, 6, 0) * 1e-6
+    exact, official = make("imtl", 2).task_weights(G), make("imtl", 2, solver="official").task_weights(G)
+    assert (exact - official).abs().max() > 0.1
+
+
+def test_imtl_zero_gradient_gives_zero_weights_in_both_solvers():
+    G = G3.clone()
+    G[1] = 0
+    for solver in ("exact", "official"):
+        assert torch.equal(make("imtl", 3, solver=solver).task_weights(G), torch.zeros(3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="unknown IMTL solver"):
+        make("imtl", 3, solver="libmtl")
+
+
+def reference_pgd_min_norm(M, max_iter=250, tol=1e-5):
+    """LibMTL 1.1.5's MGDA._find_min_norm_element (the official algorithm) written out in scalars:
+    the best pair's two-point solution, then at most max_iter projected-gradient steps with a line
+    search; stop (returning the current iterate) when a step would move alpha by < tol in L1."""
+    M = M.tolist()
+    n = len(M)
+
+    def two_point(a, b, c):  # <x1,x1>, <x1,x2>, <x2,x2> -> weight on x1, squared norm
+        if b >= a:
+            return 0.999, a
+        if b >= c:
+            return 0.001, c
+        g = -(b - c) / (a + c - 2 * b)
+        return g, c + g * (b - c)
+
+    best = None
+    for i in range(n):
+        for j in range(i + 1, n):
+            g, d = two_point(M[i][i], M[i][j], M[j][j])
+            if best is None or d < best[3]:
+                best = (i, j, g, d)
+    x = [0.0] * n
+    x[best[0]], x[best[1]] = best[2], 1 - best[2]
+    if n < 3:
+        return x
+    for _ in range(max_iter):
+        grad = [-sum(M[i][j] * x[j] for j in range(n)) for i in range(n)]
+        mean = sum(grad) / n
+        p = [v - mean for v in grad]
+        t = 1.0
+        down = [-x[i] / p[i] for i in range(n) if p[i] < 0 and -x[i] / p[i] > 1e-7]
+        up = [(1 - x[i]) / p[i] for i in range(n) if p[i] > 0 and (1 - x[i]) / p[i] > 1e-7]
+        if down:
+            t = min(down)
+        if up:
+            t = min(t, min(up))
+        y = [p[i] * t + x[i] for i in range(n)]
+        s = sorted(y, reverse=True)  # projection onto the simplex
+        theta, partial = (sum(y) - 1) / n, 0.0
+        for k in range(n - 1):
+            partial += s[k]
+            if (partial - 1) / (k + 1) > s[k + 1]:
+                theta = (partial - 1) / (k + 1)
+                break
+        y = [max(v - theta, 0.0) for v in y]
+
+        def quad(u, v):
+            return sum(u[i] * M[i][j] * v[j] for i in range(n) for j in range(n))
+
+        g, _ = two_point(quad(x, x), quad(x, y), quad(y, y))
+        moved = [g * x[i] + (1 - g) * y[i] for i in range(n)]
+        if sum(abs(moved[i] - x[i]) for i in range(n)) < tol:
+            return x
+        x = moved
+    return x
+
+
+def test_mgda_official_two_task_rule_by_hand():
+    from harness.multitask.optimizers.mgda_ub import official_min_norm_weights
+
+    def official(M):
+        return official_min_norm_weights(torch.tensor(M, dtype=torch.float64))[0].tolist()
+
+    assert official([[1.0, 3.0], [3.0, 9.0]]) == [0.999, pytest.approx(0.001)]  # g_2 = 3 g_1: vertex g_1
+    assert official([[9.0, 3.0], [3.0, 1.0]]) == [0.001, pytest.approx(0.999)]  # g_1 = 3 g_2: vertex g_2
+    assert official([[1.0, 1.0], [1.0, 1.0]]) == [0.999, pytest.approx(0.001)]  # equal gradients (exact: 1/2)
+    # an interior minimum is not clipped: gamma = (4 - 0.999) / (1 + 4 - 2 * 0.999) = 0.99967 > 0.999
+    gamma = (4 - 0.999) / (5 - 2 * 0.999)
+    assert official([[1.0, 0.999], [0.999, 4.0]]) == [pytest.approx(gamma, abs=1e-15), pytest.approx(1 - gamma)]
+    assert gamma > 0.999
+    # the exact solver puts 1 and 0 on the vertices
+    from harness.multitask.optimizers.mgda_ub import min_norm_weights_from_gram
+    assert min_norm_weights_from_gram(torch.tensor([[1.0, 3.0], [3.0, 9.0]], dtype=torch.float64)).tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("T", [3, 5, 10])
+def test_mgda_official_reproduces_the_official_algorithm(T):
+    from harness.multitask.optimizers.mgda_ub import official_min_norm_weights
+
+    for seed in range(5):
+        G = (random_grads(T, 20, seed) + 0.3 * (seed % 2)) * torch.rand(T, 1, dtype=torch.float64, generator=seeded(seed))
+        M = G @ G.T
+        ours, _ = official_min_norm_weights(M)
+        assert ours.tolist() == pytest.approx(reference_pgd_min_norm(M), abs=1e-9)  # float rounding only
+
+
+def test_mgda_official_stops_where_its_rule_says():
+    """It returns the iterate before the first step that moves alpha by less than 1e-5 in L1,
+    after at most 250 steps."""
+    from harness.multitask.optimizers.mgda_ub import official_min_norm_weights
+
+    G = random_grads(5, 20, 3) + 0.2
+    M = G @ G.T
+    alpha, steps = official_min_norm_weights(M)
+    assert 1 < steps < 250
+
+    def iterate(k):  # the k-th iterate: k steps, no stopping rule
+        return official_min_norm_weights(M, max_iter=k, tol=0.0)[0]
+
+    assert torch.equal(iterate(steps), alpha)
+    assert (iterate(steps) - iterate(steps - 1)).abs().sum() >= 1e-5  # it went on after step steps - 1
+    assert (iterate(steps + 1) - iterate(steps)).abs().sum() < 1e-5  # the move it refused
+    assert torch.equal(official_min_norm_weights(M, max_iter=steps)[0], alpha)
+    # 40 tasks: the 250 steps run out (301 would be needed), short of the min-norm point
+    from harness.multitask.optimizers.mgda_ub import min_norm_weights
+
+    G = random_grads(40, 50, 0) + 0.3
+    alpha, steps = official_min_norm_weights(G @ G.T)
+    assert steps == 250 and official_min_norm_weights(G @ G.T, max_iter=1000)[1] == 301
+    assert (alpha @ G).norm() > (min_norm_weights(G) @ G).norm()
+    x = alpha @ G  # the optimality certificate <x, g_i> >= ||x||^2 fails
+    assert (G @ x).min() < x @ x - 1e-3
+
+
+def test_mgda_exact_agrees_with_libmtl_where_its_descent_converges():
+    from harness.multitask.optimizers.mgda_ub import min_norm_weights
+
+    for seed in range(5):
+        G = random_grads(3, 20, seed) + 0.5
+        libmtl = torch.tensor(reference_pgd_min_norm(G @ G.T, max_iter=10_000, tol=1e-12), dtype=torch.float64)
+        assert torch.allclose(min_norm_weights(G), libmtl, atol=1e-6)
+
+
+def test_mgda_ub_official_solver_through_the_optimizer():
+    from harness.multitask.optimizers.mgda_ub import official_min_norm_weights
+
+    grads = random_grads(3, 8, 11).view(3, 2, 4)
+    losses = torch.tensor([0.5, 2.0, 1.5], dtype=torch.float64)
+    flat = grads.flatten(1)
+    normalised = flat / (losses * flat.norm(dim=1))[:, None]
+    mgda = make("mgda_ub", 3, solver="official")
+    alpha = mgda.task_weights(grads, losses)
+    assert torch.equal(alpha, official_min_norm_weights(normalised @ normalised.T)[0])
+    assert torch.allclose(mgda.combine(grads, losses), torch.einsum("t,tbd->bd", alpha, grads))
+    with pytest.raises(ValueError, match="unknown MGDA solver"):
+        make("mgda_ub", 3, solver="frank_wolfe")
+
+
+def test_solver_keys_reach_the_optimizers_and_default_to_today():
+    from harness.multitask.config import KEYS, optimizer_options, resolved
+
+    config = resolved({"dataset": "multi_mnist", "method": "imtl", "seed": 0})
+    assert optimizer_options(config) == {"solver": "exact"}
+    config = resolved({"dataset": "multi_mnist", "method": "mgda_ub", "seed": 0, "mgda_solver": "official"})
+    assert optimizer_options(config) == {"normalization": "loss+", "solver": "official"}
+    assert KEYS["imtl_solver"].default == "exact" and KEYS["mgda_solver"].default == "exact"
+    # declared where the optimizers are registered, in the format the core reads
+    for name, key in (("imtl", "imtl_solver"), ("mgda_ub", "mgda_solver")):
+        declared = OPTIMIZERS.entry(name).meta["keys"][key]
+        assert (declared["default"], declared["choices"], declared["arg"]) == ("exact", ["exact", "official"], "solver")
+        assert declared["versions"] == {"official": "1"}
+
+
+@pytest.mark.parametrize("method, key", [("imtl", "imtl_solver"), ("mgda_ub", "mgda_solver")])
+def test_official_solvers_train_multi_mnist_deterministically(method, key):
+    from harness.multitask.train import Trainer
+
+    config = {"dataset": "multi_mnist", "seed": 0, "device": "cpu", "method": method, key: "official", "epochs": 1,
+              "batch_size": 128, "train_images": 256}
+    first, second = (Trainer(config, log=lambda line: None).run()["metrics"] for _ in range(2))
+    assert first == second and 0 <= first["average"] <= 100
+    assert Trainer(config, log=lambda line: None).mtl.solver == "official"

@@ -18,5 +18,5 @@ FAMILY = Family(
                     help="mean accuracy over the fixed test episodes",
                     # the test episodes are a function of these (and of the split, ways, shots)
                     shared_by=("dataset", "ways", "shots", "test_episodes", "test_queries", "eval_seed")),),
-    check="harness.training:device_problem",
+    check="harness.fewshot.checks:run_problem",
 )

@@ -13,7 +13,8 @@ the fixed learning-rate schedules (``lr_schedule``, epochs of ``val_every`` step
 ReduceLROnPlateau (``lr_patience``); validation on ``val_episodes`` episodes of
 ``val_shots`` + ``val_queries`` images per class, a fixed set or a fresh one each time
 (``val_resample``), after which the DropBlock ramp advances by the passes the
-reference code makes in validation (episodes x ``method.validation_passes``).
+reference code makes in validation (episodes x ``method.validation_passes``). The weights
+tested are the best validation's, or with ``tested_checkpoint: final`` the last ones.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import torch
 
 from harness.fewshot.backbones import BACKBONES
 from harness.fewshot.backbones._dropblock import count_passes
+from harness.fewshot.config import KEYS
 from harness.fewshot.datasets import DATASETS
 from harness.fewshot.engine import SplitTensor
 from harness.fewshot.evaluate import evaluate
@@ -45,19 +47,27 @@ def use_channels_last(config: dict, device: torch.device) -> bool:
     return config["channels_last"] == "on" or (config["channels_last"] == "auto" and device.type == "cuda")
 
 
+# config key -> the backbone factory's keyword argument
+BACKBONE_OPTIONS = {"backbone_width": "width", "global_pool": "global_pool",
+                    "dropblock_schedule": "dropblock_schedule", "dropblock_mask": "dropblock_mask"}
+
+
+def backbone_options(config: dict) -> dict:
+    """The backbone's keyword arguments: its option keys that are not at their default (so a
+    backbone that takes none of them is built as it always was)."""
+    return {arg: config[key] for key, arg in BACKBONE_OPTIONS.items()
+            if config.get(key, KEYS[key].default) != KEYS[key].default}
+
+
 def build_backbone(config: dict, in_channels: int, image_size: int):
-    """The config's backbone with its options (``backbone_width``, ``global_pool``) where set."""
-    options = {}
-    if config.get("backbone_width") is not None:
-        options["width"] = config["backbone_width"]
-    if not config.get("global_pool", True):
-        options["global_pool"] = False
+    """The config's backbone with its options (``backbone_options``)."""
+    options = backbone_options(config)
     try:
         return BACKBONES.get(config["backbone"])(in_channels, image_size, **options)
     except TypeError as error:
         if not options:
             raise
-        keys = {"width": "backbone_width", "global_pool": "global_pool"}
+        keys = {arg: key for key, arg in BACKBONE_OPTIONS.items()}
         raise ValueError(f"backbone {config['backbone']!r} takes none of "
                          f"{', '.join(keys[k] for k in options)} ({error})") from None
 
@@ -257,7 +267,8 @@ class Trainer(Resumable):
     def run(self) -> dict:
         """Train (or finish training) and test; return metrics, timing and details."""
         self.train()
-        self.method.load_state_dict(self.best["state"])
+        if self.config.get("tested_checkpoint", "best") == "best":
+            self.method.load_state_dict(self.best["state"])
         config = self.config
         eval_started = time.perf_counter()
         test = self.splits["test"]

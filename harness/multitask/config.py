@@ -39,6 +39,13 @@ KEYS: dict[str, Key] = {
     "nash_max_norm": Key(float, 1.0, "nash_mtl: the combined gradient is clipped to this norm; 0 = no clipping", minimum=0.0),
     "mgda_normalization": Key(str, "loss+", "mgda_ub: gradient normalisation before the min-norm solve",
                               choices=("loss+", "l2", "loss", "none")),
+    # Declared by the optimizers' register(..., keys=...) too; listed here until the core reads them there.
+    "mgda_solver": Key(str, "exact", "mgda_ub: exact = Wolfe's min-norm algorithm; official = the official code's "
+                                     "projected gradient descent (250 steps, 1e-5 stop, 0.999/0.001 on a vertex)",
+                       choices=("exact", "official")),
+    "imtl_solver": Key(str, "exact", "imtl: exact = the equal-projection IMTL-G system; official = the official "
+                                     "code's transposed system plus 1e-6 I (the same for 2 tasks)",
+                       choices=("exact", "official")),
     # where
     "device": Key(str, "auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda")),
 }
@@ -51,7 +58,8 @@ OPTIMIZER_OPTIONS = {
     "graddrop_random": {"p": "graddrop_p"},
     "dwa": {"temperature": "dwa_temperature"},
     "nash_mtl": {"max_norm": "nash_max_norm"},
-    "mgda_ub": {"normalization": "mgda_normalization"},
+    "mgda_ub": {"normalization": "mgda_normalization", "solver": "mgda_solver"},
+    "imtl": {"solver": "imtl_solver"},
 }
 
 

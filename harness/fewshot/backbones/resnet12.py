@@ -13,6 +13,11 @@ the last feature map is flattened instead, as MetaOptNet's ``resnet12(avg_pool=F
 feeds its SVM, ridge and ProtoNet heads: 640 x 5 x 5 = 16,000-d at 84x84 and
 640 x 2 x 2 = 2,560-d at 32x32 (each block's 2x2 max-pool floors: 84 -> 42 -> 21 -> 10 -> 5).
 Convs: Kaiming normal (fan_out, leaky_relu gain); BN: weight 1, bias 0.
+
+Variants of the DropBlock layers (``_dropblock``): ``dropblock_schedule`` (``ramp``, or
+``stuck``: MetaOptNet's 4-GPU DataParallel runs, DropBlock effectively off) and
+``dropblock_mask`` (``full`` blocks, or ``reference``: the partial blocks of MetaOptNet's
+and RFS's mask code).
 """
 from __future__ import annotations
 
@@ -31,11 +36,13 @@ def conv_bn(cin: int, cout: int, kernel: int) -> nn.Sequential:
 
 
 class Block(nn.Module):
-    def __init__(self, cin: int, cout: int, dropblock_size: int | None):
+    def __init__(self, cin: int, cout: int, dropblock_size: int | None, dropblock_options: dict | None = None):
         super().__init__()
         self.convs = nn.ModuleList([conv_bn(cin, cout, 3), conv_bn(cout, cout, 3), conv_bn(cout, cout, 3)])
         self.shortcut = conv_bn(cin, cout, 1)
-        self.dropblock = DropBlock(dropblock_size, final_keep=1 - DROP_RATE) if dropblock_size else None
+        self.dropblock = None
+        if dropblock_size:
+            self.dropblock = DropBlock(dropblock_size, final_keep=1 - DROP_RATE, **(dropblock_options or {}))
 
     def forward(self, x):
         out = x
@@ -50,7 +57,8 @@ class Block(nn.Module):
 
 
 class ResNet12(nn.Module):
-    def __init__(self, in_channels: int, image_size: int, global_pool: bool = True):
+    def __init__(self, in_channels: int, image_size: int, global_pool: bool = True, dropblock_schedule: str = "ramp",
+                 dropblock_mask: str = "full"):
         super().__init__()
         self.global_pool = global_pool
         size = image_size
@@ -59,8 +67,9 @@ class ResNet12(nn.Module):
         self.out_dim = WIDTHS[-1] * (1 if global_pool else size * size)
         dropblock_size = 5 if image_size >= 64 else 2
         channels = (in_channels,) + WIDTHS
+        dropblock_options = {"schedule": dropblock_schedule, "mask": dropblock_mask}
         self.blocks = nn.Sequential(*[
-            Block(channels[i], channels[i + 1], dropblock_size if i >= 2 else None) for i in range(4)
+            Block(channels[i], channels[i + 1], dropblock_size if i >= 2 else None, dropblock_options) for i in range(4)
         ])
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
@@ -76,6 +85,20 @@ class ResNet12(nn.Module):
         return features.flatten(1)  # (C, H, W) order whatever the memory format
 
 
-@register("resnet12", version="1")
-def resnet12(in_channels: int, image_size: int, global_pool: bool = True) -> nn.Module:
-    return ResNet12(in_channels, image_size, global_pool)
+@register("resnet12", version="1", keys={
+    "dropblock_schedule": {
+        "type": "str", "default": "ramp", "choices": ["ramp", "stuck"], "arg": "dropblock_schedule",
+        "versions": {"stuck": "1"},
+        "help": "resnet12: DropBlock keep rate ramped from 1 to 0.9 over 40,000 passes (ramp), or stuck at "
+                "1 - 0.1/40000 as in MetaOptNet's 4-GPU DataParallel runs, whose replicas never advance the plain-int "
+                "counter (kjunelee/MetaOptNet models/ResNet12_embedding.py:32,38,62; train.py get_model): "
+                "DropBlock effectively off"},
+    "dropblock_mask": {
+        "type": "str", "default": "full", "choices": ["full", "reference"], "arg": "dropblock_mask",
+        "versions": {"reference": "1"},
+        "help": "resnet12: each DropBlock seed drops its full block, or (reference) the partial blocks of "
+                "MetaOptNet's / RFS's _compute_block_mask when gcd(seeds, block**2) > 1 "
+                "(kjunelee/MetaOptNet models/dropblock.py:40-59)"}})
+def resnet12(in_channels: int, image_size: int, global_pool: bool = True, dropblock_schedule: str = "ramp",
+             dropblock_mask: str = "full") -> nn.Module:
+    return ResNet12(in_channels, image_size, global_pool, dropblock_schedule, dropblock_mask)

@@ -24,6 +24,15 @@ backpropagating through the solve is exactly implicit differentiation of the KKT
 conditions (as in OptNet/qpth, which MetaOptNet uses), not an unrolled approximation.
 The solution map is piecewise smooth; where the active set changes (measure zero) this
 takes one one-sided derivative. ridge > 0 keeps every face system nonsingular.
+
+Variant (config key ``svm_solver``, of this head): ``exact`` (default, above) or ``official``:
+what MetaOptNet's test.py scores with, ``cls_head(..., maxIter=3)``: qpth's batched
+primal-dual interior point (locuslab/qpth qpth/solvers/pdipm/batch.py forward) stopped after
+3 iterations, in float32 (MetaOptNetHead_SVM_CS's default double_precision=False), on the
+same QP (``qpth_style_dual``). Its iterate is the best of the starting point and two Newton
+steps by qpth's residual, not the optimum. MetaOptNet validates with qpth's default 15
+iterations and trains through the solver; here ``official`` scores both validation and test
+with 3 iterations, and training stays exact.
 """
 from __future__ import annotations
 
@@ -38,9 +47,20 @@ CHECK_GAP = 1e-6  # start testing candidate active sets once the duality gap is 
 KKT_TOLERANCE = 1e-10  # relative slack allowed in the optimality test of a candidate active set
 
 
-@register("svm", version="1")
+OFFICIAL_ITERATIONS = 3  # MetaOptNet test.py: cls_head(emb_query, emb_support, labels_support, way, shot, maxIter=3)
+QPTH_STEP_FRACTION = 0.999  # qpth batch.py forward: alpha = min(0.999 * max step, 1)
+QPTH_NOT_IMPROVED = 3  # qpth's notImprovedLim
+QPTH_EPS = 1e-12  # qpth's eps on the best residual
+
+
+@register("svm", version="1", keys={"svm_solver": {
+    "type": "str", "default": "exact", "choices": ["exact", "official"], "versions": {"official": "1"},
+    "help": "svm head: exact = the QP solved to optimality in float64; official = MetaOptNet's test.py, qpth's "
+            "interior point stopped after 3 iterations in float32 (kjunelee/MetaOptNet test.py: maxIter=3)"}})
 def svm(support, support_labels, query, ways, cfg) -> torch.Tensor:
     C, ridge = float(cfg.get("svm_C", 0.1)), float(cfg.get("svm_ridge", 1.0))
+    if cfg.get("svm_solver", "exact") == "official":
+        return qpth_style_scores(support, support_labels, query, ways, C, ridge, OFFICIAL_ITERATIONS)
     return crammer_singer_scores(support, support_labels, query, ways, C, ridge).float()
 
 
@@ -160,3 +180,85 @@ def _face_solution(hessian, linear, free, examples, ways, C):
     rhs = torch.cat([-linear * mask, linear.new_full((len(linear), examples), C)], dim=1)
     solution = torch.linalg.solve(_kkt_matrix(block, constraints), rhs.unsqueeze(-1)).squeeze(-1)
     return solution[:, :n], solution[:, n:]
+
+
+# ---------------------------------------------------------------- MetaOptNet's test-time solver
+
+
+@torch.no_grad()
+def qpth_style_scores(support, support_labels, query, ways, C, ridge, iterations, dtype=torch.float32):
+    """Query scores (E, Q, ways) from ``qpth_style_dual`` in ``dtype`` (MetaOptNet: float32)."""
+    with torch.autocast(support.device.type, enabled=False):
+        support, query = support.to(dtype), query.to(dtype)
+        alpha = qpth_style_dual(support @ support.transpose(1, 2), support_labels, ways, C, ridge, iterations)
+        return ((query @ support.transpose(1, 2)) @ alpha).float()
+
+
+def qpth_style_dual(kernel, labels, ways, C, ridge, iterations):
+    """alpha (E, S, ways) after ``iterations`` iterations of qpth's pdipm_b.forward on MetaOptNet's QP
+    min 1/2 z'Qz + p'z s.t. z <= h, Az = 0 with Q = K kron I + ridge I, p = -onehot, h = C onehot and
+    A summing each example's ways entries (MetaOptNetHead_SVM_CS), each episode as if solved alone
+    (test.py solves one episode per call). qpth's steps, in its names (x primal, s slacks, z and y the
+    inequality and equality multipliers): a start from the KKT system with D = I, slacks and multipliers
+    shifted to >= 1; then per iteration the residuals, the best iterate so far by
+    ||rz|| + ||ry|| + ||rx|| + n mu, an affine step, Mehrotra's centring step and a step of 0.999 of the
+    way to the boundary. The returned point is the best RECORDED iterate: with 3 iterations, the best of
+    the start and two steps."""
+    episodes, examples = labels.shape
+    n = examples * ways
+    dtype, device = kernel.dtype, kernel.device
+    onehot = F.one_hot(labels, ways).to(dtype).flatten(1)  # (E, n)
+    Q = torch.einsum("eij,ml->eimjl", kernel, torch.eye(ways, dtype=dtype, device=device)).reshape(episodes, n, n)
+    Q = Q + ridge * torch.eye(n, dtype=dtype, device=device)
+    p, h = -onehot, C * onehot
+    A = torch.eye(examples, dtype=dtype, device=device).repeat_interleave(ways, dim=1).expand(episodes, -1, -1)
+
+    def solve(d, rx, rs, rz, ry):  # qpth's KKT: Q dx + dz + A'dy = -rx, d ds + dz = -rs, dx + ds = -rz, A dx = -ry
+        top = torch.cat([Q + torch.diag_embed(d), A.transpose(1, 2)], dim=2)
+        bottom = torch.cat([A, A.new_zeros(episodes, examples, examples)], dim=2)
+        rhs = torch.cat([-rx + rs - d * rz, -ry], dim=1)
+        solution = torch.linalg.solve(torch.cat([top, bottom], dim=1), rhs.unsqueeze(-1)).squeeze(-1)
+        dx, dy = solution[:, :n], solution[:, n:]
+        ds = -rz - dx
+        return dx, ds, -rs - d * ds, dy
+
+    x, s, z, y = solve(torch.ones_like(p), p, torch.zeros_like(p), -h, torch.zeros(episodes, examples, dtype=dtype,
+                                                                                     device=device))
+    s = torch.where(s.amin(1, keepdim=True) < 0, s - s.amin(1, keepdim=True) + 1, s)
+    z = torch.where(z.amin(1, keepdim=True) < 0, z - z.amin(1, keepdim=True) + 1, z)
+    best_x, best_resid = x.clone(), None
+    stale = torch.zeros(episodes, dtype=torch.long, device=device)
+    done = torch.zeros(episodes, dtype=torch.bool, device=device)
+    for i in range(iterations):
+        rx = z + (A.transpose(1, 2) @ y.unsqueeze(-1)).squeeze(-1) + (Q @ x.unsqueeze(-1)).squeeze(-1) + p
+        rs, rz, ry = z, x + s - h, (A @ x.unsqueeze(-1)).squeeze(-1)
+        mu = (s * z).sum(1).abs() / n
+        resid = rz.norm(dim=1) + ry.norm(dim=1) + rx.norm(dim=1) + n * mu
+        if best_resid is None:
+            best_resid = resid.clone()
+        else:
+            better = (resid < best_resid) & ~done
+            stale = torch.where(better, 0, stale + 1)
+            best_resid = torch.where(better, resid, best_resid)
+            best_x = torch.where(better[:, None], x, best_x)
+        done |= (stale == QPTH_NOT_IMPROVED) | (best_resid < QPTH_EPS) | (mu > 1e32)
+        if done.all() or i == iterations - 1:
+            break  # the step after the last recorded iterate would never be recorded
+        d = z / s
+        dx, ds, dz, dy = solve(d, rx, rs, rz, ry)
+        size = torch.minimum(_qpth_step(z, dz), _qpth_step(s, ds)).clamp(max=1.0)[:, None]
+        sigma = (((s + size * ds) * (z + size * dz)).sum(1) / (s * z).sum(1)) ** 3
+        zero = torch.zeros_like(x)
+        cx, cs, cz, cy = solve(d, zero, (-(mu * sigma)[:, None] + ds * dz) / s, zero, torch.zeros_like(y))
+        dx, ds, dz, dy = dx + cx, ds + cs, dz + cz, dy + cy
+        size = (QPTH_STEP_FRACTION * torch.minimum(_qpth_step(z, dz), _qpth_step(s, ds))).clamp(max=1.0)[:, None]
+        x, s, z, y = x + size * dx, s + size * ds, z + size * dz, y + size * dy
+    return best_x.view(episodes, examples, ways)
+
+
+def _qpth_step(v, dv):
+    """qpth's get_step per episode: the largest step keeping v >= 0 along the coordinates that decrease,
+    1 when none decreases."""
+    ratios = torch.where(dv < 0, -v / dv, torch.full_like(v, float("inf")))
+    step = ratios.amin(1)
+    return torch.where(torch.isinf(step), torch.ones_like(step), step)

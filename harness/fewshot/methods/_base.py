@@ -23,6 +23,7 @@ class FewShotMethod(nn.Module):
     adapts_at_test = False  # True: scored per episode by adapt_and_score, not by a head on frozen features
     supports_separate_passes = False  # the config's separate_passes is meaningful for this method
     batched_tasks = False  # True: the trainer calls batch_loss with every task of a step, not task_loss per task
+    fixed_ways = False  # True: its head has `ways` outputs, so it trains on `ways`-way tasks only
 
     def __init__(self, backbone: nn.Module, config: dict, num_train_classes: int):
         super().__init__()

@@ -14,6 +14,27 @@ BatchNorm always normalises with the statistics of the batch it sees, in trainin
 at test time, as in Finn et al.'s code (transductive: at test the query batch is
 normalised with its own statistics); running statistics are never used by these
 methods, and at test time they are not updated.
+
+Variants of MAML and FOMAML (config keys; defaults = the paper's equations as above):
+
+- ``inner_loop_batchnorm``: ``adapt`` (every parameter is adapted) or ``fixed``: the
+  batch-norm parameters stay out of the inner loop and are trained by the outer loop only,
+  as in cbfinn/maml, whose fast weights are the conv and linear weights and biases
+  (maml.py construct_conv_weights) while tf.contrib's batch_norm keeps its variables in its
+  own scope (utils.py:39-41). (That batch_norm has no scale, only an offset; our BN keeps
+  its scale, which ``fixed`` also leaves out of the inner loop.)
+- ``maml_loss``: ``mean`` (mean cross-entropy, inner and outer) or ``official``: cbfinn/maml's
+  loss, the cross-entropy SUMMED over the examples and divided by the shots
+  (utils.py:56-58 xent, summed by tf.gradients and maml.py's reduce_sum): the mean times
+  ways on the support set and times (queries per task / shots) on the queries. With a
+  fixed inner lr this makes the inner steps ``ways`` times larger (5x for 5-way); Adam is
+  indifferent to the outer scale except through ``meta_grad_clip``.
+- ``meta_grad_clip``: null, or c: every element of the meta-gradient (of the mean outer
+  loss over the meta-batch) is clipped to [-c, c] before the optimiser step, as
+  cbfinn/maml does on mini-ImageNet (maml.py construct_model:
+  ``gvs = [(tf.clip_by_value(grad, -10, 10), var) ...]`` under ``datasource ==
+  'miniimagenet'``). The step's tasks then go through one backward pass (``batch_loss``),
+  so the clip sees the whole meta-gradient.
 """
 from __future__ import annotations
 
@@ -71,36 +92,72 @@ def split_task(images: torch.Tensor, ways: int, shots: int):
 
 
 class GradientMetaLearner(FewShotMethod):
-    """A backbone and a linear head (ways outputs), all adapted in the inner loop (MAML / FOMAML).
+    """A backbone and a linear head (ways outputs), adapted in the inner loop (MAML / FOMAML).
 
-    Config: ``inner_steps`` (5), ``inner_lr`` (0.01), ``test_inner_steps`` (null = inner_steps).
+    Config: ``inner_steps`` (5), ``inner_lr`` (0.01), ``test_inner_steps`` (null = inner_steps),
+    ``inner_loop_batchnorm`` (adapt), ``maml_loss`` (mean), ``meta_grad_clip`` (null).
     """
 
     adapts_at_test = True
+    fixed_ways = True
     second_order = True
 
     def __init__(self, backbone, config, num_train_classes):
         super().__init__(backbone, config, num_train_classes)
         add_head_and_inner_loop(self, backbone, config)
+        self.adapt_batchnorm = config.get("inner_loop_batchnorm", "adapt") == "adapt"
+        self.official_loss = config.get("maml_loss", "mean") == "official"
+        self.meta_grad_clip = config.get("meta_grad_clip")
+        if self.meta_grad_clip is not None:
+            for parameter in self.parameters():
+                parameter.register_post_accumulate_grad_hook(self._clip_meta_gradient)
+
+    def _clip_meta_gradient(self, parameter):
+        parameter.grad.clamp_(-self.meta_grad_clip, self.meta_grad_clip)
+
+    @property
+    def batched_tasks(self) -> bool:
+        return self.meta_grad_clip is not None  # one backward for the step: the clip sees the whole meta-gradient
 
     def forward(self, images):
         return self.head(self.backbone(images))
 
-    def adapt(self, support, labels, steps, create_graph) -> dict:
-        def support_loss(params):
-            return F.cross_entropy(functional_call(self, params, (support,)), labels)
+    def scale(self, examples: int, shots: int) -> float:
+        """cbfinn/maml's loss over ``examples`` examples is the mean cross-entropy times examples / shots."""
+        return examples / shots if self.official_loss else 1.0
 
-        return inner_loop(support_loss, dict(self.named_parameters()), steps, self.inner_lr, create_graph)
+    def adapt(self, support, labels, steps, create_graph) -> dict:
+        params = dict(self.named_parameters())
+        fixed = {} if self.adapt_batchnorm else {name: params.pop(name) for name in batchnorm_parameters(self)}
+        scale = self.scale(len(labels), len(labels) // self.head.out_features)
+
+        def support_loss(fast):
+            return F.cross_entropy(functional_call(self, {**fast, **fixed}, (support,)), labels) * scale
+
+        return {**inner_loop(support_loss, params, steps, self.inner_lr, create_graph), **fixed}
 
     @property
     def validation_passes(self) -> int:
         return self.test_inner_steps + 1  # one support pass per inner step, one query pass
 
-    def task_loss(self, images, classes, shots):
-        support, support_labels, query, query_labels = split_task(images, len(classes), shots)
+    def episode_loss(self, support, support_labels, query, query_labels, shots):
         fast = self.adapt(support, support_labels, self.inner_steps, self.second_order)
         logits = functional_call(self, fast, (query,))
-        return self.loss(logits, query_labels), (logits.argmax(1) == query_labels).float().mean()
+        loss = self.loss(logits, query_labels) * self.scale(len(query_labels), shots)
+        return loss, (logits.argmax(1) == query_labels).float().mean()
+
+    def task_loss(self, images, classes, shots):
+        return self.episode_loss(*split_task(images, len(classes), shots), shots)
+
+    def batch_loss(self, support_images, query_images, classes, shots):
+        """The step's T tasks at once (``batched_tasks``): images task-major, then class-major; the mean loss."""
+        tasks, ways = classes.shape
+        support_labels = class_major_labels(ways, shots, classes.device)
+        query_labels = class_major_labels(ways, len(query_images) // (tasks * ways), classes.device)
+        losses, accuracies = zip(*(
+            self.episode_loss(support, support_labels, query, query_labels, shots)
+            for support, query in zip(support_images.chunk(tasks), query_images.chunk(tasks))))
+        return torch.stack(losses).mean(), torch.stack(accuracies).mean()
 
     def adapt_and_score(self, support, support_labels, query, ways):
         assert ways == self.head.out_features, "the head was built for config['ways'] classes"
@@ -108,6 +165,13 @@ class GradientMetaLearner(FewShotMethod):
             fast = self.adapt(support, support_labels, self.test_inner_steps, create_graph=False)
             with torch.no_grad():
                 return functional_call(self, fast, (query,))
+
+
+def batchnorm_parameters(module: nn.Module) -> list[str]:
+    """Names of the batch-norm layers' affine parameters."""
+    return [f"{prefix}.{name}" if prefix else name
+            for prefix, layer in module.named_modules() if isinstance(layer, nn.modules.batchnorm._BatchNorm)
+            for name, _ in layer.named_parameters(recurse=False)]
 
 
 def add_head_and_inner_loop(method, backbone, config) -> None:

@@ -24,6 +24,7 @@ from harness.fewshot.methods._gradient_meta import add_head_and_inner_loop, batc
 @register("anil", version="1")
 class ANIL(FewShotMethod):
     adapts_at_test = True
+    fixed_ways = True
 
     def __init__(self, backbone, config, num_train_classes):
         super().__init__(backbone, config, num_train_classes)

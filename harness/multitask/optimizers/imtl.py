@@ -16,6 +16,15 @@ transposed; LibMTL solves it this way). The official code of Kurin et al. solves
 (D U^T) a = U g_1 instead: the same for two tasks, wrong for three or more.
 All inner products come from the T x T Gram matrix. If some g_i is zero, alpha = 0
 (as in the official code). ``combine`` returns sum_i alpha_i g_i.
+
+Two solvers (config key ``imtl_solver``, constructor argument ``solver``):
+- ``exact`` (default): the system above, solved by least squares (LibMTL's orientation).
+- ``official``: what the official code of Kurin et al. computes, and so what the paper's
+  IMTL numbers (supervised and RL) come from (yobibyte/unitary-scalarization-dmtl,
+  optimizers/imtl.py:32-47 at 912fe08): with D and U as (P, T-1) matrices of columns,
+  A = D^T U + 1e-6 I and alpha_{2:T} = A^-1 U^T g_1, the transposed system plus an absolute
+  1e-6 on the diagonal (``official_imtl_g_weights``). For two tasks the two agree up to the
+  1e-6; for three or more the equal-projection property no longer holds.
 """
 from __future__ import annotations
 
@@ -25,14 +34,24 @@ from torch import nn
 from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
+SOLVERS = ("exact", "official")
+OFFICIAL_EPS = 1e-6  # optimizers/imtl.py:7, numerical_eps: added to the diagonal of D^T U (line 41)
 
-@register("imtl", version="1")
+
+@register("imtl", version="1", keys={"imtl_solver": {
+    "type": "str", "default": "exact", "choices": ["exact", "official"], "arg": "solver", "versions": {"official": "1"},
+    "help": "IMTL-G weights: exact = equal projections on the unit task gradients (LibMTL's orientation); official = "
+            "the official code's transposed system plus 1e-6 I (yobibyte/unitary-scalarization-dmtl optimizers/imtl.py:40-42), "
+            "what the paper's IMTL numbers come from; the two agree for 2 tasks"}})
 class IMTL(MultiTaskOptimizer):
     space = "representation"
     learnable = True
 
-    def __init__(self, num_tasks: int, learn_scales: bool = True):
+    def __init__(self, num_tasks: int, learn_scales: bool = True, solver: str = "exact"):
         super().__init__(num_tasks)
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown IMTL solver {solver!r} (known: {', '.join(SOLVERS)})")
+        self.solver = solver
         self.learn_scales = self.learnable = learn_scales
         self.log_scales = nn.Parameter(torch.zeros(num_tasks)) if learn_scales else None
 
@@ -43,7 +62,8 @@ class IMTL(MultiTaskOptimizer):
         return torch.exp(s) * losses - s
 
     def task_weights(self, grads, losses=None):
-        return imtl_g_weights(self.check(grads)).to(grads.device)
+        solve = imtl_g_weights if self.solver == "exact" else official_imtl_g_weights
+        return solve(self.check(grads)).to(grads.device)
 
     def combine(self, grads, losses=None, generator=None, inputs=None):
         alpha = self.task_weights(grads).to(grads)
@@ -64,4 +84,24 @@ def imtl_g_weights(grads):
     UDt = W[0, 0] - W[0, 1:][None, :] - W[1:, 0][:, None] + W[1:, 1:]
     Ug1 = W[0, 0] - W[1:, 0]
     a = torch.linalg.lstsq(UDt, Ug1[:, None], driver="gelsd").solution[:, 0]
+    return torch.cat([(1 - a.sum())[None], a])
+
+
+def official_imtl_g_weights(grads, eps: float = OFFICIAL_EPS):
+    """The official code's IMTL-G weights (optimizers/imtl.py:32-47): with columns d_k = g_1 - g_k and
+    v_k = u_1 - u_k (k >= 2), A[k, l] = <d_k, v_l> + eps [k = l] and a = A^-1 (<v_k, g_1>)_k; alpha =
+    (1 - sum(a), a); all zeros when some g_i is zero (its NaN test, line 45). Computed in float64 from
+    the Gram matrix (the official code works in the gradients' float32)."""
+    M = gram(grads)
+    T = M.shape[0]
+    norms = M.diagonal().sqrt()
+    if (norms == 0).any():
+        return torch.zeros(T, dtype=M.dtype)
+    if T == 1:
+        return torch.ones(1, dtype=M.dtype)
+    G = M / norms[None, :]  # G[k, l] = <g_k, u_l>
+    A = G[0, 0] - G[0, 1:][None, :] - G[1:, 0][:, None] + G[1:, 1:]  # <g_1 - g_k, u_1 - u_l>
+    A = A + eps * torch.eye(T - 1, dtype=M.dtype)
+    rhs = G[0, 0] - G[0, 1:]  # <u_1 - u_k, g_1>
+    a = torch.linalg.solve(A, rhs)
     return torch.cat([(1 - a.sum())[None], a])
