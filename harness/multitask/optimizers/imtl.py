@@ -26,7 +26,9 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
 
-@register("imtl", version="1")
+@register("imtl", version="1", keys={"imtl_learn_scales": {
+    "type": "bool", "default": True, "arg": "learn_scales",
+    "help": "imtl: learn IMTL-L loss scales (off: IMTL-G alone)"}})
 class IMTL(MultiTaskOptimizer):
     space = "representation"
     learnable = True

@@ -25,7 +25,9 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
 
-@register("mgda_ub", version="1")
+@register("mgda_ub", version="1", keys={"mgda_normalization": {
+    "type": "str", "default": "loss+", "choices": ["loss+", "l2", "loss", "none"], "arg": "normalization",
+    "help": "mgda_ub: gradient normalisation before the min-norm solve"}})
 class MGDAUB(MultiTaskOptimizer):
     space = "representation"
 
