@@ -15,13 +15,12 @@ import re
 import sys
 from pathlib import Path
 
-
 from harness import HarnessError, __version__, families
 from harness.keys import check_value, parse_text
 from harness.spec import expand, ignored_key_warnings
 from harness.store import Store
-from harness.tables import markdown_table
 from harness.suite import load_suite
+from harness.tables import markdown_table
 
 SUITES_DIR = Path("suites")
 

@@ -163,7 +163,7 @@ def ignored_key_warnings(family: Family, specs) -> list[str]:
             if key in spec.config and spec.config[key] != keys[key].default:
                 ignoring.setdefault(key, []).append(spec.config["method"])
     lines = []
-    for key, methods in ignoring.items():
+    for key, methods in sorted(ignoring.items(), key=lambda item: list(keys).index(item[0])):
         owners = ", ".join(sorted(name for _, name in schema.owners[key]))
         lines.append(f"{key}: set on {len(methods)} run{'s' * (len(methods) != 1)} whose components do not use it "
                      f"(methods {', '.join(sorted(set(methods)))}; only {owners} declare{'s' * (',' not in owners)} it): "
