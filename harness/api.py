@@ -279,12 +279,12 @@ class Family:
     def schema(self) -> Schema:
         """The family's keys merged with its components' (``harness.schema``), computed again
         only when some registry's entries changed since."""
-        cached = self.__dict__.get("_schema")
-        if cached is None or cached[0] != REGISTRIES.revision:
+        known = self.__dict__
+        if known.get("_schema_revision") != REGISTRIES.revision:
             revision = REGISTRIES.revision
-            cached = (revision, merge(self.name, self.declared_keys, self.registries))
-            self.__dict__["_schema"] = cached
-        return cached[1]
+            known["_schema"] = merge(self.name, self.declared_keys, self.registries)
+            known["_schema_revision"] = revision
+        return known["_schema"]
 
     @property
     def registries(self) -> dict[str, Registry]:

@@ -161,7 +161,8 @@ class Discovery:
             if source.module is None:
                 self._files.add(Path(source.path).resolve())
                 self._created += [id for id in REGISTRIES.ids() if id not in registries_before]
-        families = [value for value in vars(module).values() if isinstance(value, Family)]
+        known = set(map(id, self.families.values()))  # a family it imports from elsewhere is not its own
+        families = [value for value in vars(module).values() if isinstance(value, Family) and id(value) not in known]
         if families and _imports_torch(source, torch_before):
             names = ", ".join(family.name for family in families)
             plugin.warnings.append(f"family {names}: its module {source.module or source.path} imports torch, and "

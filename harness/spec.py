@@ -57,11 +57,17 @@ def identity_config(family: Family, config: dict, ignored: frozenset | None = No
     """The config without the keys at their default, without keys the family no longer has,
     and without the component keys no component the run uses declares (``ignored``:
     computed from the config when not given)."""
-    keys = family.keys
     if ignored is None:
         ignored = family.schema.ignored(used_components(family, config))
+    return _without_defaults(family.keys, config, ignored)
+
+
+def _without_defaults(keys: dict, config: dict, ignored: frozenset) -> dict:
+    if ignored:
+        return {name: value for name, value in config.items() if name in keys and name not in ignored
+                and (keys[name].default is REQUIRED or value != keys[name].default)}
     return {name: value for name, value in config.items()
-            if name in keys and name not in ignored and (keys[name].default is REQUIRED or value != keys[name].default)}
+            if name in keys and (keys[name].default is REQUIRED or value != keys[name].default)}
 
 
 def used_components(family: Family, config: dict) -> dict[str, str]:
@@ -88,7 +94,9 @@ def identity(family: Family, config: dict, memo: dict | None = None) -> dict:
     """What a run id hashes. ``memo`` (one per expansion) keeps the components' part per
     distinct choice of components and variants: a grid names few, its runs many."""
     schema = family.schema
-    named = tuple(config.get(key) for key in family.registries) + tuple(config.get(key) for key in schema.selectors)
+    named = tuple(config.get(key) for key in family.registries)
+    if schema.selectors:
+        named += tuple(config.get(key) for key in schema.selectors)
     parts = memo.get(named) if memo is not None else None
     if parts is None:
         used = used_components(family, config)
@@ -96,7 +104,7 @@ def identity(family: Family, config: dict, memo: dict | None = None) -> dict:
                  dataset_fingerprint(family.name, config["dataset"]), schema.ignored(used))
         if memo is not None:
             memo[named] = parts
-    return {"family": [family.name, family.version], "config": identity_config(family, config, parts[2]),
+    return {"family": [family.name, family.version], "config": _without_defaults(schema.keys, config, parts[2]),
             "components": parts[0], "data": parts[1]}
 
 
