@@ -72,26 +72,31 @@ for ``harness data``.
 Component keys. A component may add config keys to its family in its register call;
 the key spec is a dict of literals::
 
-    @register("multitask.method", "cagrad", version="1", keys={
-        "cagrad_c": {"type": "float", "default": 0.5, "minimum": 0.0,
-                     "help": "cagrad: radius c of the conflict-averse ball", "arg": "c"},
-        "cagrad_solver": {"type": "str", "default": "exact", "choices": ["exact", "official"],
-                          "versions": {"official": "1"},
-                          "help": "cagrad: the exact QP, or the official code's approximation"}})
+    @register("multitask.method", "my_cagrad", version="2", keys={
+        "my_cagrad_c": {"type": "float", "default": 0.5, "minimum": 0.0, "arg": "c",
+                        "help": "my_cagrad: radius c of the conflict-averse ball"},
+        "my_cagrad_solver": {"type": "str", "default": "exact", "choices": ["exact", "official"],
+                             "versions": {"official": "1"},
+                             "help": "my_cagrad: the exact QP, or the official code's approximation"}})
+    class MyCAGrad:
+        def __init__(self, num_tasks, c=0.5, my_cagrad_solver="exact"): ...
 
 - ``type`` ("int", "float", "bool", "str") and ``default`` are required; ``help``,
   ``minimum``, ``exclusive``, ``choices``, ``nullable`` mean what they mean for ``Key``;
 - ``arg``: the keyword argument the value is passed to the component as (default: the
   key's name); ``registry.options(name, config)`` gives ``{arg: config[key]}`` for the
-  keys that component declares (``OPTIMIZERS.get(m)(tasks, **OPTIMIZERS.options(m, config))``);
+  keys that component declares (``{"c": 0.5, "my_cagrad_solver": "exact"}`` here), so a
+  trainer builds any component alike: ``OPTIMIZERS.get(m)(tasks, **OPTIMIZERS.options(m, config))``;
 - ``versions`` (with ``choices``): the key selects a variant of the component, and
   gives the version of every choice but the default (the default's version is the
   component's own). A run at the default keeps the id it always had; a run of another
-  variant adds ``{key: [choice, version]}`` to its component's part of the identity, so
-  bumping one variant's version makes only that variant's runs pending.
+  variant adds ``{key: [choice, version]}`` to its component's part of the identity
+  (``["my_cagrad", "2", {"my_cagrad_solver": ["official", "1"]}]``), so bumping one
+  variant's version makes only that variant's runs pending. ``harness list`` shows each
+  component's variants; a run's variant is a config value (``harness plan --format json``).
 
 A component key counts in a run's identity only where a component the run uses declares
-it: ``cagrad_c: 0.4`` set for a whole grid leaves the ids of the grid's pcgrad runs
+it: ``my_cagrad_c: 0.4`` set for a whole grid leaves the ids of the grid's pcgrad runs
 alone (``plan`` and ``run`` print one warning line per such key, with how many runs
 ignore it and which methods they are). Keys of the same name declared by two
 components must agree on type, default, bounds and choices.

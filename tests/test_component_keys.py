@@ -134,3 +134,20 @@ def test_rl_gives_the_optimizers_keys_its_own_defaults(monkeypatch):
     assert run_id({**pcgrad, "mgda_normalization": "loss+"}, rl) == run_id(pcgrad, rl)
     mgda = rl_resolved({"dataset": "mt10", "method": "mgda_ub", "seed": 0})
     assert run_id({**mgda, "mgda_normalization": "loss+"}, rl) != run_id(mgda, rl)
+
+
+def test_the_key_spec_example_of_the_api_docstring_is_a_valid_declaration(tmp_path):
+    import textwrap
+
+    import harness.api
+    from harness.sources import read_declarations
+
+    doc = harness.api.__doc__
+    block = doc.split("the key spec is a dict of literals::\n\n", 1)[1].split("\n\n", 1)[0]
+    example = tmp_path / "example.py"
+    example.write_text("from harness.api import register\n\n" + textwrap.dedent(block) + "\n")
+    (declared,) = read_declarations(example)
+    entry = make_entry(declared.name, declared.version, Source(example, None, "test"), declared.line, declared.meta)
+    assert {key: spec.arg for key, spec in entry.keys.items()} == {"my_cagrad_c": "c", "my_cagrad_solver": "my_cagrad_solver"}
+    assert entry.keys["my_cagrad_solver"].variant("official") == ["official", "1"]
+    assert entry.keys["my_cagrad_solver"].variant("exact") is None
