@@ -32,19 +32,34 @@ that runs it)::
     @register("fewshot.method", "simpleshot", version="1", uses={"eval_head": "centroid"})
     class SimpleShot(...): ...
 
-The trainer contract: ``Trainer(config: dict, checkpoint: Path | None, log)``;
-``trainer.stop_requested`` is set to True on a preemption or termination signal: save a
-checkpoint at the next step boundary and raise ``StopRequested``; a new Trainer with the
-same config and checkpoint path resumes from it. ``trainer.run()`` returns
-``{"metrics": {...}, "timing": {...}, "details": {...}}`` and optionally ``"curve"``:
-``metrics`` holds every declared metric (a finite number) and each metric's ``samples``
-list; ``timing`` should give ``train_seconds`` and ``eval_seconds``; ``details`` may give
-``device`` ("cpu", "cuda:0") and ``peak_gpu_bytes``; ``curve`` is the validation curve,
-a list of ``{"step": int, "<figure>": value, ...}``. ``log(line)`` writes to the run's
-log; ``log.progress(step, total=None, **figures)``, where the trainer has it
-(``getattr(log, "progress", None)``), shows the step and the latest validation figures of
-a running run in ``harness status``. A worker has ``OMP_NUM_THREADS`` (and the other
-thread-pool variables) set to the run's ``resources.cpus``.
+Extension points (``typing.Protocol``s below, called exactly so; a family names each by
+a "module:attribute" string, checked from its module's text where the family is loaded:
+a target that is missing or not callable is a one-line PluginError):
+
+- ``Family.trainer``, a ``TrainerFactory``: ``Trainer(config, checkpoint=..., log=...)``
+  with ``config: dict`` (every key of the family's schema), ``checkpoint: Path | None``,
+  ``log: Log``; the result is a ``Trainer``. ``trainer.stop_requested`` is set to True on
+  a preemption or termination signal: save a checkpoint at the next step boundary and
+  raise ``StopRequested``; a new Trainer with the same config and checkpoint path resumes
+  from it. ``trainer.run()`` returns ``{"metrics": {...}, "timing": {...}, "details":
+  {...}}`` and optionally ``"curve"``: ``metrics`` holds every declared metric (a finite
+  number) and each metric's ``samples`` list; ``timing`` should give ``train_seconds``
+  and ``eval_seconds``; ``details`` may give ``device`` ("cpu", "cuda:0") and
+  ``peak_gpu_bytes``; ``curve`` is the validation curve, a list of ``{"step": int,
+  "<figure>": value, ...}``. ``log(line)`` writes to the run's log;
+  ``log.progress(step, total=None, **figures)``, where the trainer has it
+  (``getattr(log, "progress", None)``), shows the step and the latest validation figures
+  of a running run in ``harness status``. A worker has ``OMP_NUM_THREADS`` (and the other
+  thread-pool variables) set to the run's ``resources.cpus``.
+- ``Family.report``, a ``ReportBuilder``: ``build(suite, store, fmt, options) -> (text,
+  warnings)`` for each ``fmt`` of ``Family.report_formats``; ``options`` is a dict
+  (``specs``: the runs already expanded; ``plots``, ``baseline``, ``per_task`` from the
+  command line) or None. None: the generic report (``harness.report.build``), which
+  writes markdown, csv, latex and json.
+- ``Family.check``, a ``Check``: ``check(config, cluster, gpus) -> str | None``, called by
+  ``harness run`` in the launcher for every run before anything is dispatched
+  (``cluster``: "local", "debug" or "slurm"; ``gpus``: the run's ``resources.gpus``); a
+  text stops the launch with that line.
 
 Components: every component is what its registry's ``get(name)`` returns; the family's
 trainer decides what it must offer. A dataset component (the ``dataset`` key's registry)
@@ -52,33 +67,135 @@ is imported when planning, so keep torch out of its module; it may offer
 ``fingerprint()`` (a short text hashed into run ids: the data's content),
 ``require_prepared(root=None)`` (raise HarnessError with the command to type when the
 data is missing), ``prepare(source, root=None)``, ``verify(root=None)`` and ``sources()``
-for ``harness data``. A component may add config keys to its family:
-``keys={"knn_k": {"type": "int", "default": 5, "help": "neighbours", "minimum": 1}}``
-in its register call.
+for ``harness data``.
+
+Component keys. A component may add config keys to its family in its register call;
+the key spec is a dict of literals::
+
+    @register("multitask.method", "my_cagrad", version="2", keys={
+        "my_cagrad_c": {"type": "float", "default": 0.5, "minimum": 0.0, "arg": "c",
+                        "help": "my_cagrad: radius c of the conflict-averse ball"},
+        "my_cagrad_solver": {"type": "str", "default": "exact", "choices": ["exact", "official"],
+                             "versions": {"official": "1"},
+                             "help": "my_cagrad: the exact QP, or the official code's approximation"}})
+    class MyCAGrad:
+        def __init__(self, num_tasks, c=0.5, my_cagrad_solver="exact"): ...
+
+- ``type`` ("int", "float", "bool", "str") and ``default`` are required; ``help``,
+  ``minimum``, ``exclusive``, ``choices``, ``nullable`` mean what they mean for ``Key``;
+- ``arg``: the keyword argument the value is passed to the component as (default: the
+  key's name); ``registry.options(name, config)`` gives ``{arg: config[key]}`` for the
+  keys that component declares (``{"c": 0.5, "my_cagrad_solver": "exact"}`` here), so a
+  trainer builds any component alike: ``OPTIMIZERS.get(m)(tasks, **OPTIMIZERS.options(m, config))``;
+- ``versions`` (with ``choices``): the key selects a variant of the component, and
+  gives the version of every choice but the default (the default's version is the
+  component's own). A run at the default keeps the id it always had; a run of another
+  variant adds ``{key: [choice, version]}`` to its component's part of the identity
+  (``["my_cagrad", "2", {"my_cagrad_solver": ["official", "1"]}]``), so bumping one
+  variant's version makes only that variant's runs pending. ``harness list`` shows each
+  component's variants; a run's variant is a config value (``harness plan --format json``).
+
+A component key counts in a run's identity only where a component the run uses declares
+it: ``my_cagrad_c: 0.4`` set for a whole grid leaves the ids of the grid's pcgrad runs
+alone (``plan`` and ``run`` print one warning line per such key, with how many runs
+ignore it and which methods they are). Keys of the same name declared by two
+components must agree on type, default, bounds and choices.
+
+A family may declare a key a component declares too. Without more, it is the family's
+own key: the family's default and help, the same type required, and it counts in every
+run's identity (a plugin's component reading the family's ``lr`` changes no id). With
+``Key(..., overrides_component=True)`` the family only gives the component's key its own
+default and help (rl's ``mgda_normalization``, "l2" where multitask's is "loss+"): it
+still counts only where a used component declares it.
 """
 from __future__ import annotations
 
+import importlib
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 from harness import HarnessError
-from harness.keys import REQUIRED, TYPES, Key
-from harness.registry import PluginError, Registry, register
+from harness.keys import REQUIRED, Key, key_problems
+from harness.registry import REGISTRIES, Registry, register
+from harness.schema import Schema, merge
+from harness.sources import PluginError, import_problem, target_problem
 
-__all__ = ["REQUIRED", "Key", "Metric", "Family", "Registry", "register", "StopRequested", "PluginError",
-           "HarnessError", "DIRECTIONS"]
+__all__ = [
+    "DIRECTIONS",
+    "REPORT_FORMATS",
+    "REQUIRED",
+    "Check",
+    "Family",
+    "HarnessError",
+    "Key",
+    "Log",
+    "Metric",
+    "PluginError",
+    "Registry",
+    "ReportBuilder",
+    "StopRequested",
+    "Trainer",
+    "TrainerFactory",
+    "family_keys",
+    "register",
+]
 
 DIRECTIONS = ("higher", "lower")
+REPORT_FORMATS = ("markdown", "csv", "latex", "json")  # what a report can be written as (REPORT.md, report.csv...)
+GENERIC_REPORT_FORMATS = REPORT_FORMATS  # what the generic report writes
+OWN_REPORT_FORMATS = ("markdown", "csv")  # a family's own report, unless it says more
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-KEY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 ALWAYS_REQUIRED = ("dataset", "method", "seed")
 
 
 class StopRequested(Exception):
     """Raised by a trainer after it saved its checkpoint because a stop was requested."""
+
+
+# ---------------------------------------------------------------- extension points
+
+
+@runtime_checkable
+class Log(Protocol):
+    """What a trainer writes its log with; ``progress(step, total=None, **figures)`` may be there too."""
+
+    def __call__(self, line: str) -> None: ...
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    stop_requested: bool
+
+    def run(self) -> dict: ...
+
+
+class TrainerFactory(Protocol):
+    """``Family.trainer``: usually the trainer class itself."""
+
+    def __call__(self, config: dict, checkpoint: Path | None, log: Log) -> Trainer: ...
+
+
+class ReportBuilder(Protocol):
+    """``Family.report``: the report text in format ``fmt`` and the warnings to print."""
+
+    def __call__(self, suite: Any, store: Any, fmt: str, options: dict | None) -> tuple[str, list[str]]: ...
+
+
+class Check(Protocol):
+    """``Family.check``: why one run cannot go where it is sent, or None."""
+
+    def __call__(self, config: dict, cluster: str, gpus: int) -> str | None: ...
+
+
+TARGETS = {"trainer": TrainerFactory, "report": ReportBuilder, "check": Check}  # Family field -> its protocol
+
+
+# ---------------------------------------------------------------- declarations
 
 
 @dataclass(frozen=True)
@@ -113,20 +230,23 @@ class Metric:
 @dataclass(frozen=True)
 class Family:
     """An experiment family (see the module docstring). Checked when created: a malformed
-    declaration raises PluginError naming the family and the problem."""
+    declaration raises PluginError naming the family and the problem.
+
+    ``keys`` is given as the family's own keys; read back, it is the family's full schema:
+    those and the keys its components declare (``declared_keys`` are the family's own)."""
 
     name: str
     version: str
     help: str
     keys: dict
-    trainer: str  # "module:Class"
+    trainer: str  # "module:Class", a TrainerFactory
     metrics: tuple
     axes_required: tuple = ALWAYS_REQUIRED
     plan_columns: tuple = ()  # config keys `harness plan` always shows (default: axes_required)
     label: str | Callable | None = None  # "{dataset} {method} seed {seed}", or config -> str
-    report: str | None = None  # "module:function" build(suite, store, fmt) -> (text, warnings); None = generic
+    report: str | None = None  # "module:function", a ReportBuilder; None = the generic report
     sources: tuple = ()  # more modules whose files count in the family's source digest
-    check: str | None = None  # "module:function" (config) -> problem text or None, before dispatch
+    check: str | None = None  # "module:function", a Check, run for every run before dispatch
     # Validation metrics a finished run records in ``metrics[name]`` (direction included):
     # what model selection (a suite's ``select:``) may choose by; never the test metrics.
     validation: tuple = ()
@@ -134,7 +254,10 @@ class Family:
     # their environments' goals): runs equal on these and on the seed are compared paired.
     # None: seeds share nothing but what a metric's ``shared_by`` says (its test units).
     paired_by: tuple | None = None
-    module: str | None = field(default=None, compare=False)  # set by the plugin loader
+    # The formats ``report`` writes (of REPORT_FORMATS); None: all four for the generic
+    # report, markdown and csv for a family's own.
+    report_formats: tuple | None = None
+    module: str | None = field(default=None, compare=False)  # where it is declared (``declared_in``)
 
     def __post_init__(self):
         problems = list(_family_problems(self))
@@ -147,26 +270,44 @@ class Family:
         object.__setattr__(self, "validation", tuple(self.validation))
         if self.paired_by is not None:
             object.__setattr__(self, "paired_by", tuple(self.paired_by))
+        formats = self.report_formats or (GENERIC_REPORT_FORMATS if self.report is None else OWN_REPORT_FORMATS)
+        object.__setattr__(self, "report_formats", tuple(formats))
 
     # -- what the core asks a family ------------------------------------
 
     @property
+    def declared_keys(self) -> dict:
+        """The keys the family itself declares (``Family(keys=...)``)."""
+        return self.__dict__["declared_keys"]
+
+    @property
+    def schema(self) -> Schema:
+        """The family's keys merged with its components' (``harness.schema``), computed again
+        only when some registry's entries changed since."""
+        known = self.__dict__
+        if known.get("_schema_revision") != REGISTRIES.revision:
+            revision = REGISTRIES.revision
+            known["_schema"] = merge(self.name, self.declared_keys, self.registries)
+            known["_schema_revision"] = revision
+        return known["_schema"]
+
+    @property
     def registries(self) -> dict[str, Registry]:
         """config key -> the registry its values come from (computed once: planning asks
-        for it for every run, and keys added later never name components)."""
+        for it for every run, and component keys never name components)."""
         found = self.__dict__.get("_registries")
         if found is None:
-            found = {name: key.choices for name, key in self.keys.items() if key.names_component}
-            object.__setattr__(self, "_registries", found)
+            found = {name: key.choices for name, key in self.declared_keys.items() if key.names_component}
+            self.__dict__["_registries"] = found
         return found
 
     @property
     def datasets(self) -> Registry:
-        return self.keys["dataset"].choices
+        return self.declared_keys["dataset"].choices
 
     @property
     def methods(self) -> Registry:
-        return self.keys["method"].choices
+        return self.declared_keys["method"].choices
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
@@ -195,11 +336,59 @@ class Family:
                 return f"done but without metrics.{metric.samples}"  # a list (or the store's read-only array of it)
         return None
 
+    # -- where it comes from ----------------------------------------------
+
+    def declared_in(self, module: str) -> None:
+        """Record the module (or .py path) that declares the family (the plugin loader does)."""
+        object.__setattr__(self, "module", module)
+
+    def target_problems(self):
+        """'trainer 'm:T': <problem>' for each target whose module text shows it missing or not
+        callable (read, not imported: a trainer's module imports torch)."""
+        for what in TARGETS:
+            target = getattr(self, what)
+            problem = target_problem(target) if target else None
+            if problem:
+                yield f"{what} {target!r}: {problem}"
+
+    def load(self, what: str):
+        """The object the target ``what`` ("trainer", "report", "check") names, imported now;
+        PluginError (one line) when it cannot be imported or called."""
+        target = getattr(self, what)
+        try:
+            obj = load_target(target)
+        except HarnessError:
+            raise
+        except Exception as error:
+            raise PluginError(f"family {self.name}: {what} {target!r}: "
+                              f"{import_problem(target.partition(':')[0], error)}") from error
+        if not callable(obj):
+            raise PluginError(f"family {self.name}: {what} {target!r} is not callable ({type(obj).__name__})")
+        return obj
+
+
+def _full_keys(self) -> dict:
+    return self.schema.keys
+
+
+def _declare_keys(self, keys) -> None:
+    self.__dict__["declared_keys"] = getattr(keys, "declared", keys)
+
+
+# ``keys`` is a dataclass field (the constructor's argument, the family's own keys) and, read
+# back, the full schema: core code validates and hashes configs against ``family.keys``.
+Family.keys = property(_full_keys, _declare_keys)
+
+
+def family_keys(name: str, declared: dict) -> dict:
+    """The full schema of a family that declares ``declared`` (what ``Family.keys`` gives),
+    without the Family: for a trainer that resolves its config from its own keys table."""
+    registries = {key: spec.choices for key, spec in declared.items() if isinstance(spec, Key) and spec.names_component}
+    return merge(name, declared, registries).keys
+
 
 def load_target(target: str):
     """The object a "module:attr" string names (imported now)."""
-    import importlib
-
     module, _, attr = target.partition(":")
     obj = importlib.import_module(module)
     for part in attr.split("."):
@@ -214,20 +403,21 @@ def _family_problems(family: Family):
         yield f"version must be a non-empty string or an integer, got {family.version!r}"
     if not isinstance(family.help, str):
         yield "help must be a string"
-    if not isinstance(family.keys, dict) or not family.keys:
+    keys = family.declared_keys
+    if not isinstance(keys, dict) or not keys:
         yield "keys must be a non-empty dict of name -> harness.api.Key"
         return
-    for name, key in family.keys.items():
-        yield from _key_problems(name, key)
+    for name, key in keys.items():
+        yield from key_problems(name, key)
     for name in ALWAYS_REQUIRED:
-        if name not in family.keys:
+        if name not in keys:
             yield f"keys must include {name!r} (every family has dataset, method and seed)"
     for name in ("dataset", "method"):
-        if name in family.keys and not family.keys[name].names_component:
+        if name in keys and not keys[name].names_component:
             yield f"key {name!r} must take its choices from a harness.api.Registry"
     for what in ("axes_required", "plan_columns"):
         for name in getattr(family, what) or ():
-            if name not in family.keys:
+            if name not in keys:
                 yield f"{what} names unknown key {name!r}"
     for name in ALWAYS_REQUIRED:
         if name not in family.axes_required:
@@ -254,15 +444,19 @@ def _family_problems(family: Family):
     elif {m.name for m in family.validation} & {m.name for m in family.metrics}:
         yield "a validation metric cannot also be a test metric (give it its own name, e.g. val_accuracy)"
     for name in family.paired_by or ():
-        if name not in family.keys:
+        if name not in keys:
             yield f"paired_by names unknown key {name!r}"
-    for what in ("trainer", "report", "check"):
+    for what in TARGETS:
         value = getattr(family, what)
         if (value is not None or what == "trainer") and not (isinstance(value, str) and TARGET.match(value)):
             yield f"{what} must be a 'module:attribute' string, got {value!r}"
+    formats = family.report_formats
+    if formats is not None and (not isinstance(formats, (tuple, list)) or not formats
+                                or any(fmt not in REPORT_FORMATS for fmt in formats)):
+        yield f"report_formats must be a non-empty tuple of {', '.join(REPORT_FORMATS)}, got {formats!r}"
     if isinstance(family.label, str):
         fields = {f for _, f, _, _ in string.Formatter().parse(family.label) if f}
-        for name in sorted(fields - set(family.keys)):
+        for name in sorted(fields - set(keys)):
             yield f"label names unknown key {name!r}"
     elif family.label is not None and not callable(family.label):
         yield "label must be a format string or a function of the config"
@@ -271,30 +465,3 @@ def _family_problems(family: Family):
 def _bounds_ok(bounds) -> bool:
     return (isinstance(bounds, (tuple, list)) and len(bounds) == 2
             and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds) and bounds[0] < bounds[1])
-
-
-def _key_problems(name, key):
-    if not isinstance(name, str) or not KEY_NAME.match(name):
-        yield f"key name {name!r} must be letters, digits and '_', starting with a letter"
-        return
-    if not isinstance(key, Key):
-        yield f"key {name!r} must be a harness.api.Key, got {type(key).__name__}"
-        return
-    if key.type not in TYPES:
-        yield f"key {name!r}: type must be one of int, float, bool, str, got {getattr(key.type, '__name__', key.type)!r}"
-        return
-    if key.default is REQUIRED:
-        return
-    if key.default is None:
-        if not key.nullable:
-            yield f"key {name!r}: default None needs nullable=True"
-        return
-    ok = isinstance(key.default, key.type) and not (isinstance(key.default, bool) and key.type is not bool)
-    if key.type is float and isinstance(key.default, int) and not isinstance(key.default, bool):
-        ok = True
-    if not ok:
-        yield f"key {name!r}: default {key.default!r} is not of its type {key.type.__name__}"
-    if key.choices is not None and not isinstance(key.choices, (tuple, Registry)):
-        yield f"key {name!r}: choices must be a tuple of values or a harness.api.Registry"
-    elif isinstance(key.choices, tuple) and key.default not in key.choices:
-        yield f"key {name!r}: default {key.default!r} is not one of its choices"

@@ -1,7 +1,9 @@
 """The `harness` command: a thin layer over suite, spec, store, launch and report.
 
-`plan`, `status` and `report` never import torch; `run` imports it only in workers
-(or in-process with `--cluster debug`).
+`list`, `plan`, `status` and `report` never import torch. `run` imports the suite's
+plugins and every component its runs use in the launcher before dispatching anything
+(`preflight`: an import that fails stops the launch with one line), so it imports torch
+there as well as in the workers.
 """
 from __future__ import annotations
 
@@ -13,13 +15,12 @@ import re
 import sys
 from pathlib import Path
 
-
 from harness import HarnessError, __version__, families
 from harness.keys import check_value, parse_text
-from harness.spec import expand
+from harness.spec import expand, ignored_key_warnings
 from harness.store import Store
-from harness.tables import markdown_table
 from harness.suite import load_suite
+from harness.tables import markdown_table
 
 SUITES_DIR = Path("suites")
 
@@ -60,6 +61,7 @@ def planned(args):
         require_filtered_values(suite, filters)
         suite = dataclasses.replace(suite, keep=(filters,))
     specs = list(expand(suite))
+    warn(ignored_key_warnings(families.get(suite.family), specs))
     return suite, specs, results_store(args.results, suite.name)
 
 
@@ -97,6 +99,10 @@ def cmd_list(args) -> None:
 
     if args.suite:
         load_suite(resolve_suite_path(args.suite))  # its plugins, too
+    if args.keys is not None:
+        for family in [families.get(args.keys)] if args.keys else families.all_families():
+            _print_keys(family)
+        return
     for family in families.all_families():
         print(f"family {family.name} (version {family.version}, {plugins.origin(family.name)}): {family.help}")
         for name, registry in family.registries.items():
@@ -105,10 +111,33 @@ def cmd_list(args) -> None:
                 by_origin.setdefault(entry.origin, []).append(f"{entry.name}" + (f" v{entry.version}" if entry.version != "1" else ""))
             parts = [f"{', '.join(sorted(names))} ({origin})" for origin, names in by_origin.items()]
             print(f"  {name}: {'; '.join(parts)}")
+            for entry in sorted(registry.entries().values(), key=lambda e: e.name):
+                for key, spec in entry.keys.items():
+                    if spec.versions:
+                        variants = [f"{spec.key.default} (default, v{entry.version})"]
+                        variants += [f"{choice} v{version}" for choice, version in spec.versions.items()]
+                        print(f"    {entry.name} variants ({key}): {', '.join(variants)}")
+    for plugin in plugins.index().plugins:
+        warn(plugin.warnings)
     for plugin in plugins.index().broken:
         print(f"broken plugin: {plugin.error}")
     suites = sorted(p.as_posix() for p in SUITES_DIR.glob("*.yaml")) if SUITES_DIR.is_dir() else []
     print(f"suites: {', '.join(suites) if suites else '(none in ./suites)'}")
+
+
+def _print_keys(family) -> None:
+    """`list --keys`: the family's keys that take a value (not a component's name), each
+    with its default, type and bounds, and which components read it."""
+    from harness.keys import REQUIRED, describe
+
+    print(f"family {family.name} keys (set them in a suite's defaults, grid or overrides):")
+    owners = family.schema.owners
+    for name, key in family.keys.items():
+        if key.names_component:
+            continue
+        value = " (required)" if key.default is REQUIRED else " = null" if key.default is None else f" = {key.default!r}"
+        read_by = f"; read by {', '.join(sorted(component for _, component in owners[name]))}" if name in owners else ""
+        print(f"  {name}{value}  [{describe(key)}{read_by}]  {key.help}")
 
 
 def stale(specs, scan) -> list[str]:
@@ -317,12 +346,18 @@ class LaunchFailed(Exception):
 
 
 def preflight(suite, specs, cluster: str, resources_of) -> None:
-    """Before anything is dispatched: every component the runs use can be imported (a
-    plugin that fails to import, or declares a name it does not register, stops the
-    launch with one line), and the family's own check passes for each run."""
-    from harness.api import load_target
+    """Before anything is dispatched: every plugin the suite names can be imported (one
+    that fails stops the launch, even when no run uses it), every component the runs use
+    can be imported (a plugin that declares a name it does not register stops it too), and
+    the family's own check passes for each run. One line naming the culprit each."""
+    from harness import plugins
     from harness.spec import used_components
 
+    for i, item in enumerate(suite.plugins):
+        try:
+            plugins.import_all([item])
+        except HarnessError as error:
+            raise HarnessError(f"{suite.path}: plugins[{i}]: {error}") from None
     family = families.get(suite.family)
     seen = set()
     for spec in specs:
@@ -334,7 +369,7 @@ def preflight(suite, specs, cluster: str, resources_of) -> None:
                 except HarnessError as error:
                     raise HarnessError(f"{suite.path}: {key} {name!r}: {error}") from None
     if family.check:
-        check = load_target(family.check)
+        check = family.load("check")
         for spec in specs:
             problem = check(spec.config, cluster, resources_of(spec).gpus)
             if problem:
@@ -344,24 +379,21 @@ def preflight(suite, specs, cluster: str, resources_of) -> None:
 def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=None, options: dict | None = None) -> None:
     """Build the report (with the family's own builder when it has one) and write it to
     results/<suite>/REPORT.md (report.csv, report.tex, report.json), and to ``out``."""
-    import inspect
-
-    from harness.api import load_target
     from harness.report import REPORT_FILES
 
     family = families.get(suite.family)
     if out and Path(out).is_dir():
         raise HarnessError(f"--out {out}: is a folder; give a file path")
-    build = load_target(family.report) if family.report else None
-    if build is None:
+    if fmt not in family.report_formats:
+        raise HarnessError(f"--format {fmt}: the {family.name} report does not write it "
+                           f"(it writes: {', '.join(family.report_formats)})")
+    if family.report:
+        build = family.load("report")
+    else:
         from harness.report import build
-    formats = getattr(sys.modules.get(build.__module__), "FORMATS", ("markdown", "csv"))
-    if fmt not in formats:
-        raise HarnessError(f"--format {fmt}: the {family.name} report does not write it (it writes: {', '.join(formats)})")
-    takes_options = len(inspect.signature(build).parameters) >= 4
     if specs is not None:
         options = {**(options or {}), "specs": specs}
-    text, warnings = build(suite, store, fmt, options) if takes_options else build(suite, store, fmt)
+    text, warnings = build(suite, store, fmt, options)
     warn(warnings)
     paths = {store.dir / REPORT_FILES[fmt]}
     if out:
@@ -508,6 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="every family and the names of its components, with where they come from")
     listing.add_argument("suite", nargs="?", help="also load this suite's plugins")
+    listing.add_argument("--keys", nargs="?", const="", default=None, metavar="FAMILY",
+                         help="instead, the keys that take a value, with their defaults (of every family, or of FAMILY)")
     listing.set_defaults(func=cmd_list)
 
     def suite_command(name, func, help_text):

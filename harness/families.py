@@ -9,7 +9,7 @@ from harness.plugins import family as get
 
 DEFAULT = "fewshot"  # a suite without a `family` key (the first family harness had)
 
-__all__ = ["DEFAULT", "Family", "get", "all_families", "names"]
+__all__ = ["DEFAULT", "Family", "all_families", "get", "names"]
 
 
 def names() -> list[str]:

@@ -8,10 +8,17 @@ suite's own ``plugins:``. The built-in families are found the same way as a thir
 - A suite's ``plugins:`` key: importable module names, or ``.py`` paths relative to the
   suite file, for code that is not installed. Workers load the same list.
 
-A plugin module is first READ (``harness.registry.read_declarations``): its
+A plugin module is first READ (``harness.sources.read_declarations``): its
 ``register("<registry id>", "<name>", version=...)`` calls declare components, which
-are imported only by a worker that runs them. A module that declares a family (a
-top-level ``Family(...)``) is imported to read it, so it must not import torch.
+are imported only by a worker that runs them (and by ``harness run`` before dispatch).
+A module that declares a family (a top-level ``Family(...)``) is imported to read it, so
+it must not import torch (``harness list`` warns when one does). A family may live in
+one local file with its registries and components (imported once, under its own name,
+so its ``"file:Trainer"`` target is that same module).
+
+One ``Discovery`` holds everything found; it fills the registries through their public
+methods (``Registry.add``, ``set_origin``). ``reset()`` forgets it (and the plugin files'
+modules): the next question discovers again, as a fresh process would.
 
 A broken installed plugin never stops harness: it is shown by ``harness list`` and
 named in the error when a suite asks for something it would have provided. A broken
@@ -19,16 +26,30 @@ plugin named by a suite stops that suite with one line.
 """
 from __future__ import annotations
 
-import ast
+import importlib
 import os
+import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from harness import HarnessError
 from harness.api import Family
-from harness.registry import (BUILT_IN, Entry, PluginError, Source, add_entries, digest_of, import_source,
-                              local_closure, module_file, parse, read_declarations)
+from harness.registry import BUILT_IN, REGISTRIES, Entry, make_entry
+from harness.sources import (
+    PluginError,
+    Source,
+    declares_family,
+    digest_of,
+    import_file,
+    import_problem,
+    import_source,
+    imported_names,
+    local_closure,
+    module_file,
+    parse,
+    read_declarations,
+)
 
 GROUP = "harness.plugins"
 AUTOLOAD_OFF = "HARNESS_DISABLE_PLUGIN_AUTOLOAD"
@@ -42,31 +63,226 @@ class Plugin:
     families: list = field(default_factory=list)  # family names it declares
     components: list = field(default_factory=list)  # (registry id, name)
     error: str | None = None
+    warnings: list = field(default_factory=list)  # what works but should not be so (one line each)
 
 
-@dataclass
-class Index:
-    families: dict = field(default_factory=dict)  # name -> Family
-    origins: dict = field(default_factory=dict)  # family name -> origin
-    plugins: list = field(default_factory=list)  # every Plugin tried, in order (broken ones too)
+class Discovery:
+    """The families and components found in this process (see the module docstring)."""
+
+    def __init__(self):
+        self.families: dict[str, Family] = {}
+        self.origins: dict[str, str] = {}  # family name -> origin
+        self.plugins: list[Plugin] = []  # every plugin tried, in order (broken ones too)
+        self._installed = False
+        self._suite_plugins: dict[str, Plugin] = {}  # resolved item -> loaded plugin
+        self._waiting: dict[str, list[Entry]] = {}  # registry id -> entries declared before it exists
+        self._files: set[Path] = set()  # plugin files loaded by path (their modules go on reset)
+        self._created: list[str] = []  # registries those files created
+        self._path_before = list(sys.path)
+        self._digests: dict[str, str] = {}
 
     @property
-    def broken(self) -> list:
+    def broken(self) -> list[Plugin]:
         return [plugin for plugin in self.plugins if plugin.error]
 
+    def load_installed(self) -> Discovery:
+        """Every installed plugin, once."""
+        if not self._installed:
+            self._installed = True  # before loading: a family module asking for families sees what exists so far
+            for entry_point, origin in _entry_points():
+                self._load(entry_point.name, origin, lambda ep=entry_point, o=origin: _entry_point_source(ep, o),
+                           isolate=True)
+            REGISTRIES.broken_note = "".join(f"; {plugin.error}" for plugin in self.broken)
+        return self
 
-_index: Index | None = None
-_suite_plugins: dict[str, Plugin] = {}  # resolved item -> loaded plugin
+    # -- loading one plugin ---------------------------------------------------
 
+    def _load(self, name: str, origin: str, source_of, isolate: bool) -> Plugin:
+        """Read one plugin module and add what it declares, all or nothing; with ``isolate``,
+        a problem marks the plugin broken instead of raising."""
+        plugin = Plugin(name, origin)
+        self.plugins.append(plugin)
+        source, given = None, []
+        try:
+            source = source_of()
+            declarations = read_declarations(source.path)
+            families = self._import_families(source, plugin) if declares_family(source.path) else []
+            for family in families:
+                if family.name in self.families and self.families[family.name] is not family:
+                    raise PluginError(f"{origin}: family {family.name!r} is already declared by "
+                                      f"{self.origins[family.name]}")
+            by_registry: dict[str, list] = {}
+            for declaration in declarations:
+                if declaration.registry is None:
+                    raise PluginError(f"{source.where(declaration.line)}: register({declaration.name!r}, ...) names no "
+                                      f"registry: in a plugin write register(\"<family>.<key>\", {declaration.name!r}, "
+                                      "version=...)")
+                by_registry.setdefault(declaration.registry, []).append(
+                    make_entry(declaration.name, declaration.version, source, declaration.line, declaration.meta))
+            for family in families:
+                family.declared_in(source.module or str(source.path))
+                if origin != BUILT_IN:  # its own component folders are the plugin's, not harness's
+                    top = (source.module or "").partition(".")[0]
+                    for registry in family.registries.values():
+                        if top and registry.package and registry.package.partition(".")[0] == top:
+                            registry.set_origin(origin)
+            for registry_id, entries in by_registry.items():
+                given += self._give(registry_id, entries)
+                plugin.components += [(registry_id, entry.name) for entry in entries]
+            given += self._hand_over_waiting()
+            self._check(families, {registry for registry, entries in given if any(e.keys for e in entries)},
+                        plugin_family=origin != BUILT_IN)
+            for family in families:
+                self.families[family.name] = family
+                self.origins[family.name] = origin
+                plugin.families.append(family.name)
+        except PluginError as error:
+            for registry, entries in given:
+                registry.withdraw(entries)
+            message = str(error)
+            suite_file = source is not None and origin == f"plugin {source.path}" and str(source.path) in message
+            named = message.startswith(origin) or suite_file
+            plugin.error = message if named else f"{origin}: {message}"
+            if not isolate:
+                raise PluginError(plugin.error) from None
+        return plugin
 
-def index() -> Index:
-    """Every installed plugin, loaded once per process."""
-    global _index
-    if _index is None:
-        _index = Index()
-        for entry_point, origin in _entry_points():
-            _load(_index, entry_point.name, origin, lambda ep=entry_point: _entry_point_source(ep, origin), isolate=True)
-    return _index
+    def _import_families(self, source: Source, plugin: Plugin) -> list[Family]:
+        """Import a module that declares a family; its Family objects."""
+        torch_before = "torch" in sys.modules
+        registries_before = set(REGISTRIES.ids())
+        try:
+            module = import_source(source)
+        except HarnessError:
+            raise
+        except Exception as error:
+            raise PluginError(f"{plugin.origin}: {import_problem(source.module or source.path, error)}") from error
+        finally:
+            if source.module is None:
+                self._files.add(Path(source.path).resolve())
+                self._created += [id for id in REGISTRIES.ids() if id not in registries_before]
+        known = set(map(id, self.families.values()))  # a family it imports from elsewhere is not its own
+        families = [value for value in vars(module).values() if isinstance(value, Family) and id(value) not in known]
+        if families and _imports_torch(source, torch_before):
+            names = ", ".join(family.name for family in families)
+            plugin.warnings.append(f"family {names}: its module {source.module or source.path} imports torch, and "
+                                   "every plan imports it: move torch into the trainer's module")
+        return families
+
+    def _give(self, registry_id: str, entries: list[Entry]) -> list:
+        """Hand declarations to their registry, or keep them until it exists; (registry, entries) given."""
+        registry = REGISTRIES.get(registry_id)
+        if registry is not None:
+            registry.add(entries)
+            return [(registry, entries)]
+        waiting = {entry.name: entry for entry in self._waiting.get(registry_id, [])}
+        for entry in entries:
+            old = waiting.get(entry.name)
+            if old is not None:
+                raise PluginError(f"{entry.origin}: {registry_id} {entry.name!r} is registered twice "
+                                  f"({entry.where}, and by {old.origin} at {old.where})")
+        self._waiting.setdefault(registry_id, []).extend(entries)
+        return []
+
+    def _hand_over_waiting(self) -> list:
+        given = []
+        for registry_id in [id for id in self._waiting if REGISTRIES.get(id) is not None]:
+            given += self._give(registry_id, self._waiting.pop(registry_id))
+        return given
+
+    def _check(self, families: list[Family], keyed_registries: set, plugin_family: bool) -> None:
+        """What a plugin brings must fit: its families' targets exist and can be called, and
+        the keys its components declare agree with their families' (PluginError)."""
+        for family in families:
+            problem = next(family.target_problems(), None)
+            if problem:
+                raise PluginError(f"family {family.name!r}: {problem}")
+        owners = [family for family in [*self.families.values(), *families]
+                  if set(family.registries.values()) & keyed_registries]
+        for family in owners + (families if plugin_family else []):
+            family.schema  # noqa: B018 (merging the keys raises PluginError on a contradiction)
+
+    # -- a suite's plugins ----------------------------------------------------
+
+    def activate(self, items) -> list[Plugin]:
+        """Load a suite's (resolved) plugin items, once each; PluginError on a problem."""
+        self.load_installed()
+        loaded = []
+        for item in items:
+            if item not in self._suite_plugins:
+                origin = f"plugin {item}"
+                if item.endswith(".py"):
+                    source_of = lambda path=Path(item), o=origin: Source(path, None, o)
+                else:
+                    source_of = lambda module=item, o=origin: Source(module_file(module), module, o)
+                try:
+                    self._suite_plugins[item] = self._load(item, origin, source_of, isolate=False)
+                except PluginError:
+                    self.plugins.pop()  # not kept: the next attempt reads the file again
+                    raise
+                if item.endswith(".py"):
+                    self._files.add(Path(item).resolve())
+            loaded.append(self._suite_plugins[item])
+        return loaded
+
+    def import_all(self, items) -> None:
+        """Import every (resolved) item, as ``harness run`` does before dispatching anything:
+        a plugin that cannot be imported is a PluginError naming it, even one no run uses."""
+        for item in items:
+            registries_before = set(REGISTRIES.ids())
+            try:
+                import_file(Path(item)) if item.endswith(".py") else importlib.import_module(item)
+            except HarnessError:
+                raise
+            except Exception as error:
+                problem = import_problem(item, error).replace(f"importing {item} failed", "import failed", 1)
+                raise PluginError(f"plugin {item}: {problem}") from error
+            finally:
+                if item.endswith(".py"):
+                    self._files.add(Path(item).resolve())
+                    self._created += [id for id in REGISTRIES.ids() if id not in registries_before]
+
+    # -- families -------------------------------------------------------------
+
+    def family(self, name: str) -> Family:
+        self.load_installed()
+        if name not in self.families:
+            known = ", ".join(sorted(self.families)) or "none"
+            raise HarnessError(f"unknown family {name!r} (known: {known}){REGISTRIES.broken_note}")
+        return self.families[name]
+
+    def all_families(self) -> list[Family]:
+        self.load_installed()
+        return [self.families[name] for name in sorted(self.families)]
+
+    def origin(self, name: str) -> str:
+        return self.load_installed().origins.get(name, "?")
+
+    def family_digest(self, fam: Family) -> str:
+        if fam.name not in self._digests:
+            self._digests[fam.name] = digest_of(family_files(fam))
+        return self._digests[fam.name]
+
+    # -- forgetting -----------------------------------------------------------
+
+    def forget(self) -> None:
+        """Undo what discovery did to this process: the entries it gave registries, the
+        modules of the plugin files it loaded (and of the files beside them), the registries
+        those created, the folders it put on sys.path."""
+        folders = {str(path.parent) for path in self._files}
+        gone = set()
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None)
+            if file and str(Path(file).resolve().parent) in folders:
+                del sys.modules[name]
+                gone.add(name)
+        for id in self._created:
+            REGISTRIES.forget(id)
+        for id in REGISTRIES.ids():
+            REGISTRIES.get(id).remove_added(gone)
+        sys.path[:] = [entry for entry in sys.path if entry not in folders or entry in self._path_before]
+        REGISTRIES.broken_note = ""
+        importlib.invalidate_caches()
 
 
 def _entry_points():
@@ -88,76 +304,17 @@ def _entry_point_source(entry_point, origin: str) -> Source:
     return Source(module_file(entry_point.module), entry_point.module, origin)
 
 
-def _declares_family(tree: ast.Module) -> bool:
-    for node in tree.body:
-        value = getattr(node, "value", None)
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(value, ast.Call):
-            func = value.func
-            if (isinstance(func, ast.Name) and func.id == "Family") or (isinstance(func, ast.Attribute) and func.attr == "Family"):
-                return True
+def _imports_torch(source: Source, torch_before: bool) -> bool:
+    """Whether importing the module imported torch: seen in sys.modules when torch was not
+    there before; else read from the imports of the module and the files of its folder it
+    imports."""
+    if not torch_before:
+        return "torch" in sys.modules
+    for path in local_closure(source.path, source.module):
+        names = imported_names(parse(path), source.module, path.name == "__init__.py")
+        if any(name == "torch" or name.startswith("torch.") for name in names):
+            return True
     return False
-
-
-def _load(target: Index, name: str, origin: str, source_of, isolate: bool) -> Plugin:
-    """Read one plugin module and add what it declares; with ``isolate``, a problem marks
-    the plugin broken instead of raising."""
-    plugin = Plugin(name, origin)
-    target.plugins.append(plugin)
-    source = None
-    try:
-        source = source_of()
-        tree = parse(source.path)
-        declarations = read_declarations(source.path)
-        families = []
-        if _declares_family(tree):
-            try:
-                module = import_source(source)
-            except HarnessError:
-                raise
-            except Exception as error:
-                first = (str(error).strip().splitlines() or [""])[0]
-                raise PluginError(f"{origin}: importing {source.module or source.path} failed: "
-                                  f"{type(error).__name__}: {first}") from None
-            families = [value for value in vars(module).values() if isinstance(value, Family)]
-        for family in families:
-            if family.name in target.families and target.families[family.name] is not family:
-                raise PluginError(f"{origin}: family {family.name!r} is already declared by {target.origins[family.name]}")
-        by_registry: dict[str, list] = {}
-        for declaration in declarations:
-            if declaration.registry is None:
-                raise PluginError(f"{source.where(declaration.line)}: register({declaration.name!r}, ...) names no "
-                                  f"registry: in a plugin write register(\"<family>.<key>\", {declaration.name!r}, version=...)")
-            by_registry.setdefault(declaration.registry, []).append(
-                Entry(declaration.name, declaration.version, source, declaration.line, declaration.meta))
-        for registry_id, entries in by_registry.items():
-            add_entries(registry_id, entries)
-            plugin.components += [(registry_id, entry.name) for entry in entries]
-        for family in families:
-            object.__setattr__(family, "module", source.module or str(source.path))
-            if origin != BUILT_IN:  # its own component folders are the plugin's, not harness's
-                top = (source.module or "").partition(".")[0]
-                for registry in family.registries.values():
-                    if top and registry.package and registry.package.partition(".")[0] == top:
-                        registry.origin = origin
-                        registry._entries = None
-            target.families[family.name] = family
-            target.origins[family.name] = origin
-            plugin.families.append(family.name)
-        for registry_id, entries in by_registry.items():  # keys this plugin's components declare
-            for owner in owners(target, registry_id):
-                merge_component_keys(owner, entries)
-        for family in families:  # a plugin family's own components, and what waited for it
-            registries = family.registries.values()
-            merge_component_keys(family, [e for r in registries for e in (r.entries().values() if origin != BUILT_IN
-                                                                          else r._added)])
-    except PluginError as error:
-        message = str(error)
-        suite_file = source is not None and origin == f"plugin {source.path}" and str(source.path) in message
-        named = message.startswith(origin) or suite_file
-        plugin.error = message if named else f"{origin}: {message}"
-        if not isolate:
-            raise PluginError(plugin.error) from None
-    return plugin
 
 
 def resolve_item(item: str, base: Path) -> str:
@@ -168,94 +325,6 @@ def resolve_item(item: str, base: Path) -> str:
             raise PluginError(f"plugin {item!r}: no such file {path}")
         return str(path)
     return item
-
-
-def activate(items) -> list[Plugin]:
-    """Load a suite's (resolved) plugin items, once each per process; PluginError on a problem."""
-    loaded = []
-    for item in items:
-        if item not in _suite_plugins:
-            origin = f"plugin {item}"
-            if item.endswith(".py"):
-                source_of = lambda path=Path(item), o=origin: Source(path, None, o)
-            else:
-                source_of = lambda module=item, o=origin: Source(module_file(module), module, o)
-            try:
-                _suite_plugins[item] = _load(index(), item, origin, source_of, isolate=False)
-            except PluginError:
-                index().plugins.pop()  # not kept: the next attempt reads the file again
-                raise
-        loaded.append(_suite_plugins[item])
-    return loaded
-
-
-# ---------------------------------------------------------------- component keys
-
-
-def owners(target: Index, registry_id: str) -> list:
-    """The families (loaded so far) that have the registry of this id."""
-    return [family for family in target.families.values()
-            if any(registry.id == registry_id for registry in family.registries.values())]
-
-
-def merge_component_keys(family, entries) -> None:
-    """Add the config keys components declare (``keys={"knn_k": {"type": "int", "default": 5,
-    "help": "...", "minimum": 1}}`` in their register call) to their family's schema. A
-    key of another meaning under the same name is a PluginError naming both. (harness's own
-    components declare none: their folders are not read for keys, which keeps planning fast.)"""
-    for entry in entries:
-        for name, spec in (entry.meta.get("keys") or {}).items():
-            key = component_key(f"{entry.source.where(entry.line)}: {entry.name!r}: key {name!r}", name, spec, entry.name)
-            old = family.keys.get(name)
-            if old is not None and old != key:
-                raise PluginError(f"{entry.source.where(entry.line)}: {entry.name!r}: key {name!r}: family "
-                                  f"{family.name} already has a key {name!r} of another meaning")
-            family.keys[name] = key
-
-
-def component_key(where: str, name: str, spec, owner: str):
-    """The Key a component's ``keys={name: spec}`` declares; PluginError naming ``where``."""
-    from harness.api import _key_problems
-    from harness.keys import Key
-
-    types = {"int": int, "float": float, "bool": bool, "str": str}
-    if not isinstance(spec, dict) or spec.get("type") not in types or "default" not in spec:
-        raise PluginError(f"{where}: declare it as {{'type': 'int'|'float'|'bool'|'str', 'default': ..., 'help': ...}}")
-    unknown = set(spec) - {"type", "default", "help", "minimum", "exclusive", "choices", "nullable"}
-    if unknown:
-        raise PluginError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
-    key = Key(types[spec["type"]], spec["default"], spec.get("help", f"{owner}'s {name}"),
-              minimum=spec.get("minimum"), exclusive=spec.get("exclusive", False),
-              choices=tuple(spec["choices"]) if spec.get("choices") else None, nullable=spec.get("nullable", False))
-    problems = list(_key_problems(name, key))
-    if problems:
-        raise PluginError(f"{where}: {problems[0]}")
-    return key
-
-
-# ---------------------------------------------------------------- families
-
-
-def family(name: str) -> Family:
-    found = index()
-    if name not in found.families:
-        known = ", ".join(sorted(found.families)) or "none"
-        raise HarnessError(f"unknown family {name!r} (known: {known}){broken_note()}")
-    return found.families[name]
-
-
-def families() -> list[Family]:
-    return [index().families[name] for name in sorted(index().families)]
-
-
-def origin(name: str) -> str:
-    return index().origins.get(name, "?")
-
-
-def broken_note() -> str:
-    """'; plugin X failed to load: ...' for every broken installed plugin (for error messages)."""
-    broken = index().broken
-    return "".join(f"; {plugin.error}" for plugin in broken)
 
 
 def family_files(fam: Family) -> list[Path]:
@@ -271,10 +340,52 @@ def family_files(fam: Family) -> list[Path]:
     return sorted(files)
 
 
-_family_digests: dict[str, str] = {}
+# ---------------------------------------------------------------- this process's discovery
+
+_current: Discovery | None = None
+
+
+def index() -> Discovery:
+    """This process's discovery, with every installed plugin loaded."""
+    global _current
+    if _current is None:
+        _current = Discovery()
+    return _current.load_installed()
+
+
+def reset() -> None:
+    """Forget every plugin found (see ``Discovery.forget``): the next question discovers again."""
+    global _current
+    if _current is not None:
+        _current.forget()
+        _current = None
+
+
+def activate(items) -> list[Plugin]:
+    return index().activate(items)
+
+
+def import_all(items) -> None:
+    index().import_all(items)
+
+
+def family(name: str) -> Family:
+    return index().family(name)
+
+
+def families() -> list[Family]:
+    return index().all_families()
+
+
+def origin(name: str) -> str:
+    return index().origin(name)
+
+
+def broken_note() -> str:
+    """'; plugin X failed to load: ...' for every broken installed plugin (for error messages)."""
+    index()
+    return REGISTRIES.broken_note
 
 
 def family_digest(fam: Family) -> str:
-    if fam.name not in _family_digests:
-        _family_digests[fam.name] = digest_of(family_files(fam))
-    return _family_digests[fam.name]
+    return index().family_digest(fam)

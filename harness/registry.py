@@ -1,68 +1,51 @@
 """Registries of components (methods, datasets, backbones, heads, optimizers, models):
 names that can be listed, versioned and fingerprinted without importing any of them.
 
-A registry has an id, ``<family>.<config key>`` (``fewshot.method``). Its entries are
-declared in source files, which are READ (``ast``), never imported, to list names,
-check suites and compute run ids; so planning imports no model code and no torch:
+A registry has an id, ``<family>.<config key>`` (``fewshot.method``). It is a container:
 
-- a package folder (``Registry("fewshot.method", package="harness.fewshot.methods")``):
-  every module not starting with ``_`` is read, and each call
-  ``register("mtl", version="1")`` in it declares one entry;
-- a plugin module or file (``harness.plugins``): each call
-  ``register("fewshot.method", "simpleshot", version="1")`` declares an entry of the
-  registry it names (the qualified form, ``harness.api.register``).
+- the entries of its own package folder (``Registry("fewshot.method",
+  package="harness.fewshot.methods")``): every module not starting with ``_`` is READ
+  (``harness.sources``), never imported, and each call ``register("mtl", version="1")``
+  in it declares one entry (once per process);
+- the entries it is given (``add``): what the plugin loader (``harness.plugins``) read
+  in plugin modules, ``register("fewshot.method", "simpleshot", version="1")``;
+- the objects registered when a component's module is imported (its decorator).
 
 The arguments of a declaration must be literals. ``version`` is required: bump it when
 the component's results change (it is part of every run id that uses it). Other
-keywords are kept as metadata; ``uses={"eval_head": "centroid"}`` says which component
-a run uses when that config key is null.
+keywords are kept as metadata: ``uses={"eval_head": "centroid"}`` says which component
+a run uses when that config key is null; ``keys={...}`` declares config keys (see
+``harness.api``, "Component keys").
 
 ``get(name)`` imports the one module that declares ``name``; executing its decorator
 hands the object over. A component's ``digest`` is a hash of its file and of the files
 of its own folder that it imports (directly or through each other).
+
+``REGISTRIES`` knows every registry of the process by id: the qualified decorator
+``register(id, name, ...)`` finds its registry there (an object registered before its
+registry exists waits for it).
 """
 from __future__ import annotations
 
-import ast
-import hashlib
-import importlib
 import importlib.util
-import os
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from harness import HarnessError
+from harness.keys import ComponentKey, component_key
+from harness.sources import (
+    PluginError,
+    Source,
+    digest_of,
+    import_problem,
+    import_source,
+    local_closure,
+    read_declarations,
+)
 
 BUILT_IN = "built in"
-
-
-class PluginError(HarnessError):
-    """A plugin or a declaration that cannot be used: one line naming it and the problem."""
-
-
-@dataclass(frozen=True)
-class Declaration:
-    """One ``register(...)`` call found in a source file."""
-
-    registry: str | None  # the qualified form names its registry; the folder form does not
-    name: str
-    version: str
-    meta: dict
-    line: int
-
-
-@dataclass(frozen=True)
-class Source:
-    """A file that declares components: importable as ``module`` (or by path when None)."""
-
-    path: Path
-    module: str | None
-    origin: str  # "built in", or which plugin
-
-    def where(self, line: int | None = None) -> str:
-        return f"{self.path}:{line}" if line else str(self.path)
 
 
 @dataclass(frozen=True)
@@ -72,201 +55,103 @@ class Entry:
     source: Source
     line: int
     meta: dict = field(default_factory=dict)
+    keys: dict = field(default_factory=dict, compare=False)  # config key -> ComponentKey (``keys=`` in meta)
 
     @property
     def origin(self) -> str:
         return self.source.origin
 
-
-# ---------------------------------------------------------------- reading source files
-
-
-def _literal(node: ast.AST, where: str):
-    try:
-        return ast.literal_eval(node)
-    except ValueError:
-        raise PluginError(f"{where}: register(...) arguments must be literals (strings, numbers, dicts)") from None
+    @property
+    def where(self) -> str:
+        return self.source.where(self.line)
 
 
-def read_declarations(path: Path) -> list[Declaration]:
-    """Every ``register(...)`` call with literal string arguments in the file, in order."""
-    tree = parse(path)
-    found = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        func = node.func
-        called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-        if called != "register" or not node.args or not all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in node.args):
-            continue
-        where = f"{path}:{node.lineno}"
-        if len(node.args) > 2:
-            raise PluginError(f"{where}: register(...) takes a name, or a registry id and a name")
-        keywords = {k.arg: _literal(k.value, where) for k in node.keywords if k.arg is not None}
-        if "version" not in keywords:
-            raise PluginError(f"{where}: register({', '.join(repr(a.value) for a in node.args)}) needs version=... "
-                              "(bump it when the component's results change)")
-        version = keywords.pop("version")
-        if isinstance(version, bool) or not isinstance(version, (str, int)) or not str(version).strip():
-            raise PluginError(f"{where}: version must be a non-empty string or an integer, got {version!r}")
-        registry, name = (None, node.args[0].value) if len(node.args) == 1 else (node.args[0].value, node.args[1].value)
-        found.append(Declaration(registry, name, str(version), keywords, node.lineno))
-    found.sort(key=lambda d: d.line)
-    return found
+def make_entry(name: str, version: str, source: Source, line: int, meta: dict) -> Entry:
+    """An entry, its ``keys=`` checked: PluginError naming the file and line of a bad one."""
+    declared = meta.get("keys") or {}
+    where = f"{source.where(line)}: {name!r}"
+    if not isinstance(declared, dict):
+        raise PluginError(f"{where}: keys must be a dict of key name -> spec")
+    keys: dict[str, ComponentKey] = {}
+    for key_name, spec in declared.items():
+        parsed, problem = component_key(key_name, spec, name)
+        if problem:
+            raise PluginError(f"{where}: key {key_name!r}: {problem}")
+        keys[key_name] = parsed
+    return Entry(name, version, source, line, meta, keys)
 
 
-_parsed: dict[tuple, ast.Module] = {}
+class Registries:
+    """Every registry of this process by id, and objects registered for one not created yet.
+    ``revision`` counts changes of any registry's entries (the families' schemas follow it)."""
+
+    def __init__(self):
+        self._by_id: dict[str, Registry] = {}
+        self._waiting: dict[str, dict[str, Any]] = {}  # id -> {name: object}
+        self.revision = 0
+        self.broken_note = ""  # "; <plugin>: <problem>" for every broken installed plugin
+
+    def add(self, registry: Registry) -> dict[str, Any]:
+        """Record a new registry; returns the objects registered for it before it existed."""
+        if registry.id in self._by_id:
+            raise PluginError(f"registry {registry.id!r} is created twice (a module that creates it is imported "
+                              "twice, under two names?)")
+        self._by_id[registry.id] = registry
+        self.changed()
+        return self._waiting.pop(registry.id, {})
+
+    def get(self, id: str) -> Registry | None:
+        return self._by_id.get(id)
+
+    def ids(self) -> list[str]:
+        return list(self._by_id)
+
+    def forget(self, id: str) -> None:
+        """Drop a registry (its module is gone: a later import creates it anew)."""
+        self._by_id.pop(id, None)
+        self._waiting.pop(id, None)
+        self.changed()
+
+    def wait(self, id: str, name: str, obj: Any) -> None:
+        self._waiting.setdefault(id, {})[name] = obj
+
+    def changed(self) -> None:
+        self.revision += 1
 
 
-def parse(path: Path) -> ast.Module:
-    """The file's syntax tree, parsed once per process and file version."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        stat = None
-    known = (str(path), stat.st_mtime_ns, stat.st_size) if stat else None
-    if known in _parsed:
-        return _parsed[known]
-    tree = _parse(path)
-    if known:
-        _parsed[known] = tree
-    return tree
-
-
-def _parse(path: Path) -> ast.Module:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise PluginError(f"{path}: cannot be read ({type(error).__name__}: {error})") from None
-    try:
-        return ast.parse(text, filename=str(path))
-    except SyntaxError as error:
-        raise PluginError(f"{path}:{error.lineno}: SyntaxError: {error.msg}") from None
-
-
-def _imported_names(tree: ast.Module, module: str | None, is_package: bool) -> set[str]:
-    """Absolute names of the modules a file imports (relative imports resolved)."""
-    package = (module if is_package else module.rpartition(".")[0]) if module else ""
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".") if package else []
-                base = ".".join(parts[:len(parts) - node.level + 1]) if node.level <= len(parts) + 1 else ""
-                base = ".".join(filter(None, [base, node.module or ""]))
-            else:
-                base = node.module or ""
-            names.add(base)
-            names.update(f"{base}.{alias.name}" if base else alias.name for alias in node.names)
-    return names
-
-
-def local_closure(path: Path, module: str | None) -> list[Path]:
-    """The file and the files of its own folder that it imports, directly or through each other."""
-    path = Path(path).resolve()
-    folder = path.parent
-    own_package = module.rpartition(".")[0] if module else None
-    seen, todo = {path}, [(path, module)]
-    while todo:
-        current, name = todo.pop()
-        tree = parse(current)
-        for imported in _imported_names(tree, name, current.name == "__init__.py"):
-            parent, _, leaf = imported.rpartition(".")
-            if (own_package is not None and parent == own_package) or (own_package in (None, "") and not parent):
-                candidate = folder / f"{leaf}.py"
-                if candidate.exists() and candidate.resolve() not in seen:
-                    seen.add(candidate.resolve())
-                    todo.append((candidate.resolve(), f"{own_package}.{leaf}" if own_package else leaf))
-    return sorted(seen)
-
-
-_digests: dict[tuple, str] = {}
-
-
-def digest_of(files) -> str:
-    """sha256 of the files' names and bytes, 16 hex digits (cached per process)."""
-    files = tuple(sorted(Path(f) for f in files))
-    if files not in _digests:
-        digest = hashlib.sha256()
-        for file in files:
-            digest.update(file.name.encode() + b"\0" + file.read_bytes() + b"\0")
-        _digests[files] = digest.hexdigest()[:16]
-    return _digests[files]
-
-
-def module_file(module: str) -> Path:
-    """The source file of an importable module, found without importing it (its parent
-    packages are imported)."""
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError) as error:
-        raise PluginError(f"module {module!r} cannot be found ({type(error).__name__}: {error})") from None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        raise PluginError(f"module {module!r} cannot be found (is it installed, or on PYTHONPATH?)")
-    return Path(spec.origin)
-
-
-def import_file(path: Path, origin: str):
-    """Import a plugin file by path, under a name made unique by its path, once per process.
-    Its folder goes on sys.path so it can import the modules beside it."""
-    path = Path(path).resolve()
-    name = f"harness_plugin_{path.stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
-    if name in sys.modules:
-        return sys.modules[name]
-    if str(path.parent) not in sys.path:
-        sys.path.append(str(path.parent))
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
-
-
-def import_source(source: Source):
-    return importlib.import_module(source.module) if source.module else import_file(source.path, source.origin)
-
-
-# ---------------------------------------------------------------- registries
-
-_REGISTRIES: dict[str, "Registry"] = {}
-_PENDING_ENTRIES: dict[str, list[Entry]] = {}  # declared for a registry not created yet
-_PENDING_OBJECTS: dict[str, dict[str, Any]] = {}  # registered at import time for one not created yet
+REGISTRIES = Registries()
 
 
 class Registry:
     """The named components of one config key of one family (see the module docstring)."""
 
     def __init__(self, id: str, package: str | None = None):
-        if id in _REGISTRIES:
-            raise PluginError(f"registry {id!r} is created twice")
         self.id = id
         self.kind = id.rpartition(".")[2].replace("_", " ")  # "method", "eval head"
         self.package = package
         self.origin = BUILT_IN  # of the package's entries: the plugin that declared its family
+        self._scanned: dict[str, Entry] | None = None  # the package's entries, read once
+        self._added: list[Entry] = []
         self._entries: dict[str, Entry] | None = None
-        self._added: list[Entry] = list(_PENDING_ENTRIES.pop(id, []))
-        self._objects: dict[str, Any] = dict(_PENDING_OBJECTS.pop(id, {}))
-        _REGISTRIES[id] = self
+        self._objects: dict[str, Any] = {}
+        self._objects.update(REGISTRIES.add(self))
+
+    def __repr__(self) -> str:
+        return f"Registry({self.id!r})"
 
     # -- declarations ---------------------------------------------------
 
-    def _folder(self) -> Path | None:
+    def folder(self) -> Path | None:
         if self.package is None:
             return None
         spec = importlib.util.find_spec(self.package)
-        return Path(list(spec.submodule_search_locations)[0])
+        return Path(next(iter(spec.submodule_search_locations)))
 
     def _scan_package(self) -> dict[str, Entry]:
         entries: dict[str, Entry] = {}
-        if self.package is None:
+        folder = self.folder()
+        if folder is None:
             return entries
-        folder = self._folder()
         for path in sorted(folder.glob("*.py")):
             if path.name.startswith("_"):
                 continue
@@ -275,18 +160,19 @@ class Registry:
                 if declaration.registry not in (None, self.id):
                     continue
                 if declaration.name in entries:
-                    raise PluginError(f"{source.where(declaration.line)}: {self.kind} {declaration.name!r} is declared twice "
-                                      f"(first at {entries[declaration.name].source.where(entries[declaration.name].line)})")
-                entries[declaration.name] = Entry(declaration.name, declaration.version, source, declaration.line,
-                                                  declaration.meta)
+                    first = entries[declaration.name]
+                    raise PluginError(f"{source.where(declaration.line)}: {self.kind} {declaration.name!r} is declared "
+                                      f"twice (first at {first.where})")
+                entries[declaration.name] = make_entry(declaration.name, declaration.version, source, declaration.line,
+                                                       declaration.meta)
         return entries
 
     def entries(self) -> dict[str, Entry]:
-        from harness import plugins
-
-        plugins.index()  # installed plugins add entries (returns at once while they are being loaded)
+        """name -> Entry: the package's own entries and those added, as of now."""
         if self._entries is None:
-            entries = self._scan_package()
+            if self._scanned is None:
+                self._scanned = self._scan_package()
+            entries = dict(self._scanned)
             for entry in self._added:
                 self._check_new(entries, entry)
                 entries[entry.name] = entry
@@ -297,12 +183,12 @@ class Registry:
         old = entries.get(entry.name)
         if old is None:
             return
-        if old.origin == BUILT_IN or old.source.path.parent == Path(self._folder() or "/nowhere"):
+        if old.origin == BUILT_IN or old.source.path.parent == Path(self.folder() or "/nowhere"):
             whose = "the built-in one" if old.origin == BUILT_IN else f"the one of {old.origin}"
-            raise PluginError(f"{entry.origin}: {self.id} {entry.name!r} clashes with {whose} "
-                              f"({old.source.where(old.line)}); choose another name")
+            raise PluginError(f"{entry.origin}: {self.id} {entry.name!r} clashes with {whose} ({old.where}); "
+                              "choose another name")
         raise PluginError(f"{entry.origin}: {self.id} {entry.name!r} is registered twice "
-                          f"({entry.source.where(entry.line)}, and by {old.origin} at {old.source.where(old.line)})")
+                          f"({entry.where}, and by {old.origin} at {old.where})")
 
     def add(self, entries: list[Entry]) -> None:
         """Add a plugin's declarations, all or none (a clash raises PluginError)."""
@@ -312,6 +198,32 @@ class Registry:
             current[entry.name] = entry
         self._entries = current
         self._added.extend(entries)
+        REGISTRIES.changed()
+
+    def withdraw(self, entries: list[Entry]) -> None:
+        """Take back entries given by ``add`` (a plugin that turned out broken)."""
+        self._added = [entry for entry in self._added if entry not in entries]
+        self._entries = None
+        REGISTRIES.changed()
+
+    def remove_added(self, modules: set[str] = frozenset()) -> None:
+        """Forget every entry given by ``add``, and the objects registered by ``modules``."""
+        self._added = []
+        self._entries = None
+        self._objects = {name: obj for name, obj in self._objects.items()
+                         if getattr(obj, "__module__", None) not in modules}
+        REGISTRIES.changed()
+
+    def set_origin(self, origin: str) -> None:
+        """Whose the package's entries are (the plugin that declared the registry's family)."""
+        if origin != self.origin:
+            self.origin = origin
+            self._scanned = self._entries = None
+            REGISTRIES.changed()
+
+    def missing_note(self) -> str:
+        """What to add to 'unknown <kind>': the installed plugins that failed to load."""
+        return REGISTRIES.broken_note
 
     def names(self) -> list[str]:
         return sorted(self.entries())
@@ -332,6 +244,31 @@ class Registry:
     def digest(self, name: str) -> str:
         source = self.entry(name).source
         return digest_of(local_closure(source.path, source.module))
+
+    # -- component keys -------------------------------------------------
+
+    def keys(self, name: str) -> dict[str, ComponentKey]:
+        """The config keys the component declares (``keys=`` in its register call)."""
+        return self.entry(name).keys
+
+    def options(self, name: str, config: dict) -> dict:
+        """``{arg: config[key]}`` for every key the component declares: the keyword arguments
+        it is built with. ``config`` is resolved (every key of the family's schema)."""
+        missing = [key for key in self.keys(name) if key not in config]
+        if missing:
+            raise HarnessError(f"{self.id} {name!r}: the config has no {', '.join(missing)} (resolve it with the "
+                               "family's defaults first)")
+        return {spec.arg: config[key] for key, spec in self.keys(name).items()}
+
+    def variants(self, name: str, config: dict) -> dict:
+        """``{key: [choice, version]}`` for each variant selector of the component whose value
+        in ``config`` is not its default: what a run id adds to the component's version."""
+        found = {}
+        for key, spec in self.keys(name).items():
+            variant = spec.variant(config.get(key, spec.key.default))
+            if variant is not None:
+                found[key] = variant
+        return found
 
     # -- objects --------------------------------------------------------
 
@@ -355,44 +292,24 @@ class Registry:
             except HarnessError:
                 raise
             except Exception as error:
-                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 what = str(entry.source.module or entry.source.path)
-                doing = "import failed" if what in entry.origin else f"importing {what} failed"
-                raise PluginError(f"{entry.origin}: {doing}: {type(error).__name__}: {first}") from error
+                problem = import_problem(what, error)
+                if what in entry.origin:
+                    problem = problem.replace(f"importing {what} failed", "import failed", 1)
+                raise PluginError(f"{entry.origin}: {problem}") from error
             if name not in self._objects:
-                raise PluginError(f"{entry.source.where(entry.line)} declares {self.id} {name!r}, "
-                                  "but importing it did not register it")
+                raise PluginError(f"{entry.where} declares {self.id} {name!r}, but importing it did not register it")
         return self._objects[name]
-
-
-def registry(id: str) -> Registry | None:
-    return _REGISTRIES.get(id)
-
-
-def add_entries(registry_id: str, entries: list[Entry]) -> None:
-    """Declarations of a plugin for ``registry_id``; kept until that registry exists."""
-    target = _REGISTRIES.get(registry_id)
-    if target is None:
-        pending = _PENDING_ENTRIES.setdefault(registry_id, [])
-        names = {e.name: e for e in pending}
-        for entry in entries:
-            if entry.name in names:
-                old = names[entry.name]
-                raise PluginError(f"{entry.origin}: {registry_id} {entry.name!r} is registered twice "
-                                  f"({entry.source.where(entry.line)}, and by {old.origin} at {old.source.where(old.line)})")
-        pending.extend(entries)
-    else:
-        target.add(entries)
 
 
 def register(registry_id: str, name: str, version: str | int | None = None, **meta) -> Callable[[Any], Any]:
     """The qualified decorator for plugins: ``@register("fewshot.method", "simpleshot", version="1")``."""
 
     def decorate(obj: Any) -> Any:
-        target = _REGISTRIES.get(registry_id)
+        target = REGISTRIES.get(registry_id)
         if target is not None:
             return target.register(name, version, **meta)(obj)
-        _PENDING_OBJECTS.setdefault(registry_id, {})[name] = obj
+        REGISTRIES.wait(registry_id, name, obj)
         return obj
 
     return decorate

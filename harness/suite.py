@@ -14,7 +14,7 @@ from typing import Iterator
 
 from harness import HarnessError, families, plugins, yamlfile
 from harness.keys import REQUIRED, check_value
-from harness.suite_report import Reported, ReportSection  # noqa: F401  (Reported: re-exported)
+from harness.suite_report import Reported, ReportSection, matches  # noqa: F401  (re-exported)
 
 SUITE_KEYS = ("name", "family", "plugins", "paper", "description", "defaults", "grid", "overrides", "exclude",
               "resources", "reported", "report", "claims", "budget", "select")
@@ -166,10 +166,6 @@ def kind_of(value) -> str:
     if isinstance(value, list):
         return "a list"
     return type(value).__name__
-
-
-def matches(config: dict, rule: dict) -> bool:
-    return all(config.get(key) in values for key, values in rule.items())
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -20,6 +20,11 @@ SELECT_PER = ("mean", "seed")
 CLAIM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def matches(config: dict, rule: dict) -> bool:
+    """Whether a run's config has, for every key of the rule, one of its values."""
+    return all(config.get(key) in values for key, values in rule.items())
+
+
 @dataclass(frozen=True)
 class Reported:
     """A number the paper reported for the runs whose config has the values of ``cell``.
@@ -371,8 +376,6 @@ class ReportSection:
         if set(where) & set(a):
             self.fail(f"{keypath}.where", f"names {', '.join(sorted(set(where) & set(a)))}, which a and b compare",
                       self.line(entry, "where"))
-        from harness.suite import matches
-
         kept = [config for config in self.configs if matches(config, where)]
         for side, rule in (("a", a), ("b", b)):
             if not any(matches(config, rule) for config in kept):

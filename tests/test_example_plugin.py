@@ -129,7 +129,7 @@ def test_simpleshot_embeds_centred_unit_features_and_tracks_the_base_mean():
     import torch
 
     from harness.fewshot.backbones.conv4 import conv4
-    from harness.registry import read_declarations
+    from harness.sources import read_declarations
     from harness_example import simpleshot
 
     (declared,) = read_declarations(Path(simpleshot.__file__))  # what planning reads

@@ -619,13 +619,14 @@ def test_mgda_ub_official_solver_through_the_optimizer():
 
 
 def test_solver_keys_reach_the_optimizers_and_default_to_today():
-    from harness.multitask.config import KEYS, optimizer_options, resolved
+    from harness.multitask.config import optimizer_options, resolved, schema
 
     config = resolved({"dataset": "multi_mnist", "method": "imtl", "seed": 0})
-    assert optimizer_options(config) == {"solver": "exact"}
+    assert optimizer_options(config) == {"solver": "exact", "learn_scales": True}
     config = resolved({"dataset": "multi_mnist", "method": "mgda_ub", "seed": 0, "mgda_solver": "official"})
     assert optimizer_options(config) == {"normalization": "loss+", "solver": "official"}
-    assert KEYS["imtl_solver"].default == "exact" and KEYS["mgda_solver"].default == "exact"
+    keys = schema()
+    assert keys["imtl_solver"].default == "exact" and keys["mgda_solver"].default == "exact"
     # declared where the optimizers are registered, in the format the core reads
     for name, key in (("imtl", "imtl_solver"), ("mgda_ub", "mgda_solver")):
         declared = OPTIMIZERS.entry(name).meta["keys"][key]

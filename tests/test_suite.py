@@ -12,12 +12,14 @@ import yaml
 
 import harness
 import harness.spec
+from harness import families
 from harness.fewshot.config import KEYS
 from harness.keys import REQUIRED, choices_of
 from harness.spec import expand, run_id, select
 from harness.suite import Reported, Resources, SuiteError, load_suite
 
-SCHEMA_DEFAULTS = {name: key.default for name, key in KEYS.items() if key.default is not REQUIRED}
+# the family's full schema: its own keys and those its components declare (harness.schema)
+SCHEMA_DEFAULTS = {name: key.default for name, key in families.get("fewshot").keys.items() if key.default is not REQUIRED}
 
 
 def write_suite(tmp_path: Path, content, name: str = "suite.yaml") -> Path:

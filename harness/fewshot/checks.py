@@ -12,8 +12,7 @@ from __future__ import annotations
 import inspect
 
 from harness.fewshot.backbones import BACKBONES
-from harness.fewshot.config import KEYS
-from harness.fewshot.heads import HEADS
+from harness.fewshot.config import schema
 from harness.fewshot.methods import METHODS
 from harness.fewshot.train import BACKBONE_OPTIONS, backbone_options
 
@@ -29,7 +28,7 @@ def run_problem(config: dict, cluster: str | None = None, gpus: int = 0) -> str 
 
 
 def value(config: dict, name: str):
-    return config.get(name, KEYS[name].default)
+    return config.get(name, schema()[name].default)
 
 
 def config_problem(config: dict) -> str | None:
@@ -45,7 +44,7 @@ def config_problem(config: dict) -> str | None:
         return f"label_smoothing: {value(config, 'label_smoothing')} must be < 1"
     if value(config, "lr_patience") is not None and value(config, "lr_schedule") != "constant":
         return f"lr_patience and lr_schedule: {value(config, 'lr_schedule')} both set the learning rate: choose one"
-    return backbone_problem(config, backbone_name) or declared_keys_problem(config, method_name, method, backbone_name)
+    return backbone_problem(config, backbone_name)
 
 
 def backbone_problem(config: dict, backbone_name: str) -> str | None:
@@ -58,28 +57,6 @@ def backbone_problem(config: dict, backbone_name: str) -> str | None:
     if refused:
         settings = ", ".join(f"{key}: {_text(config[key])}" for key in refused)
         return f"{settings}, but backbone {backbone_name} takes no {' or '.join(refused)}"
-    return None
-
-
-def declared_keys_problem(config: dict, method_name: str, method, backbone_name: str) -> str | None:
-    """A key a method, head or backbone declares, set away from its default while the run does not
-    use any component that declares it (e.g. svm_solver on a run scored by logreg)."""
-    head = None if getattr(method, "adapts_at_test", False) else (
-        value(config, "eval_head") or METHODS.uses(method_name).get("eval_head") or "logreg")
-    used = {("method", method_name), ("eval head", head), ("backbone", backbone_name)}
-    readers: dict[str, list[tuple[str, str]]] = {}
-    for kind, registry in (("method", METHODS), ("eval head", HEADS), ("backbone", BACKBONES)):
-        for name, entry in registry.entries().items():
-            for key in entry.meta.get("keys") or {}:
-                readers.setdefault(key, []).append((kind, name))
-    for key, components in sorted(readers.items()):
-        if key in KEYS and value(config, key) != KEYS[key].default and not used & set(components):
-            kind = components[0][0]
-            readers_text = ", ".join(sorted(name for _, name in components))
-            actual = {"method": method_name, "eval head": head or "none: it adapts at test time",
-                      "backbone": backbone_name}[kind]
-            return (f"{key}: {_text(config[key])}, but this run's {kind} ({actual}) does not read it "
-                    f"(read by: {readers_text})")
     return None
 
 

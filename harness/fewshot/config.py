@@ -6,11 +6,12 @@ A default of None for a method-specific key means "the method's own default".
 """
 from __future__ import annotations
 
-from harness.keys import REQUIRED, Key
+from harness.api import family_keys
 from harness.fewshot.backbones import BACKBONES
 from harness.fewshot.datasets import DATASETS
 from harness.fewshot.heads import HEADS
 from harness.fewshot.methods import METHODS
+from harness.keys import REQUIRED, Key
 
 KEYS: dict[str, Key] = {
     # what is run
@@ -22,9 +23,6 @@ KEYS: dict[str, Key] = {
     "queries": Key(int, 15, "query images per class in each training task (MTL: images per class = shots + queries)", minimum=1),
     "backbone": Key(str, "conv4", "feature extractor", choices=BACKBONES),
     "backbone_width": Key(int, None, "conv4: filters of each of its four conv layers (Finn et al.'s MAML uses 32 on mini-ImageNet); null = 64. Other backbones refuse it", minimum=1, nullable=True),
-    # Declared by resnet12's register(..., keys=...) too; listed here until the core reads them there.
-    "dropblock_schedule": Key(str, "ramp", "resnet12: the DropBlock keep rate ramps from 1 to 0.9 over 40,000 passes (ramp), or stays at 1 - 0.1/40000 (stuck: MetaOptNet's 4-GPU DataParallel runs on mini/tiered-ImageNet, whose replicas never advance the plain-int counter; DropBlock effectively off). Other backbones refuse stuck", choices=("ramp", "stuck")),
-    "dropblock_mask": Key(str, "full", "resnet12: each DropBlock seed drops its whole block (full), or the partial blocks of MetaOptNet's and RFS's mask code when gcd(seeds, block size^2) > 1 (reference). Other backbones refuse reference", choices=("full", "reference")),
     "global_pool": Key(bool, True, "resnet12: global average pooling of the last feature map (640-d features); false = the un-pooled map flattened, as MetaOptNet's resnet12(avg_pool=False) feeds its heads (640 x 5 x 5 = 16,000-d at 84x84, 640 x 2 x 2 = 2,560-d at 32x32). Other backbones refuse false"),
     # the training tasks
     "train_ways": Key(int, None, "classes per training task; null = ways. Validation and test tasks always have `ways` classes (R2-D2 trains 16-way on mini-ImageNet, 20-way on CIFAR-FS). maml, fomaml and anil refuse a value other than ways (their head has `ways` outputs)", minimum=2, nullable=True),
@@ -64,18 +62,12 @@ KEYS: dict[str, Key] = {
     "finetune_steps": Key(int, 100, "SGD steps of the finetune head on the support features", minimum=1),
     "finetune_lr": Key(float, 0.01, "learning rate of the finetune head", minimum=0.0, exclusive=True),
     "svm_C": Key(float, 0.1, "cost C of the Crammer-Singer SVM (metaoptnet_svm, svm head)", minimum=0.0, exclusive=True),
-    # Declared by the svm head's register(..., keys=...) too; listed here until the core reads it there.
-    "svm_solver": Key(str, "exact", "svm head (metaoptnet_svm's evaluation): exact = the QP solved to optimality in float64; official = MetaOptNet's test.py, 3 iterations of qpth's interior point in float32 (validation and test; training stays exact). Refused where the run is not scored by the svm head", choices=("exact", "official")),
     "svm_ridge": Key(float, 1.0, "identity added to the SVM dual's quadratic term, as MetaOptNet does", minimum=0.0, exclusive=True),
     "ridge_lambda": Key(float, 50.0, "per-example ridge penalty (r2d2, ridge head)", minimum=0.0, exclusive=True),
     # gradient-based meta-learning
     "inner_steps": Key(int, 5, "inner-loop steps on the support set per task (maml, fomaml, anil)", minimum=1),
     "inner_lr": Key(float, 0.01, "inner-loop learning rate (maml, fomaml, anil)", minimum=0.0, exclusive=True),
     "test_inner_steps": Key(int, None, "inner-loop steps at validation and test; null = inner_steps", minimum=1, nullable=True),
-    # Declared by maml's and fomaml's register(..., keys=...) too; listed here until the core reads them there.
-    "inner_loop_batchnorm": Key(str, "adapt", "maml, fomaml: adapt = every parameter is adapted in the inner loop; fixed = the batch-norm parameters are left out of it (trained by the outer loop only), as in cbfinn/maml", choices=("adapt", "fixed")),
-    "maml_loss": Key(str, "mean", "maml, fomaml: mean = mean cross-entropy in the inner and outer loops; official = cbfinn/maml's cross-entropy summed over the examples and divided by the shots (ways x the mean on the support set, so ways times larger inner steps)", choices=("mean", "official")),
-    "meta_grad_clip": Key(float, None, "maml, fomaml: clip every element of the meta-gradient to [-c, c] before the optimiser step (cbfinn/maml: 10 on mini-ImageNet, on its maml_loss: official scale); null = no clipping", minimum=0.0, exclusive=True, nullable=True),
     # where
     "device": Key(str, "auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda")),
     "precision": Key(str, "auto", "bf16 autocast or fp32; auto = bf16 on a GPU that supports it, else fp32", choices=("auto", "bf16", "fp32")),
@@ -84,3 +76,9 @@ KEYS: dict[str, Key] = {
 }
 
 AXES_REQUIRED = ("dataset", "shots", "method", "seed")
+
+
+def schema() -> dict:
+    """Every key of a few-shot run: KEYS and the keys its components declare (DropBlock,
+    solver and inner-loop variants: ``harness list --keys fewshot``)."""
+    return family_keys("fewshot", KEYS)

@@ -20,22 +20,30 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
 from harness.fewshot.backbones import BACKBONES
 from harness.fewshot.backbones._dropblock import count_passes
-from harness.fewshot.config import KEYS
+from harness.fewshot.config import schema
 from harness.fewshot.datasets import DATASETS
 from harness.fewshot.engine import SplitTensor
-from harness.fewshot.evaluate import evaluate
 from harness.fewshot.episodes import EpisodeSampler, episode_seed, fixed_episodes
+from harness.fewshot.evaluate import evaluate
 from harness.fewshot.heads import HEADS
 from harness.fewshot.methods import METHODS
-from harness.training import CHECKPOINT_SECONDS, Resumable, StopRequested, make_optimizer, pick_device, synchronize
+from harness.training import (
+    CHECKPOINT_SECONDS,
+    Resumable,
+    StopRequested,
+    make_optimizer,
+    pick_device,
+    synchronize,
+)
+
 
 def use_bf16(config: dict, device: torch.device) -> bool:
     if config["precision"] == "auto":
@@ -47,16 +55,22 @@ def use_channels_last(config: dict, device: torch.device) -> bool:
     return config["channels_last"] == "on" or (config["channels_last"] == "auto" and device.type == "cuda")
 
 
-# config key -> the backbone factory's keyword argument
-BACKBONE_OPTIONS = {"backbone_width": "width", "global_pool": "global_pool",
-                    "dropblock_schedule": "dropblock_schedule", "dropblock_mask": "dropblock_mask"}
+# family keys -> the backbone factory's keyword argument: a backbone without the argument refuses them
+BACKBONE_OPTIONS = {"backbone_width": "width", "global_pool": "global_pool"}
 
 
 def backbone_options(config: dict) -> dict:
-    """The backbone's keyword arguments: its option keys that are not at their default (so a
-    backbone that takes none of them is built as it always was)."""
-    return {arg: config[key] for key, arg in BACKBONE_OPTIONS.items()
-            if config.get(key, KEYS[key].default) != KEYS[key].default}
+    """The backbone's keyword arguments: the family's backbone keys not at their default (so a
+    backbone that takes none of them is built as it always was), and the keys the backbone
+    itself declares (resnet12's DropBlock variants; another backbone ignores them)."""
+    keys = schema()
+    options = {arg: config[key] for key, arg in BACKBONE_OPTIONS.items()
+               if config.get(key, keys[key].default) != keys[key].default}
+    for key, spec in BACKBONES.keys(config["backbone"]).items():
+        value = config.get(key, spec.key.default)
+        if value != spec.key.default:
+            options[spec.arg] = value
+    return options
 
 
 def build_backbone(config: dict, in_channels: int, image_size: int):

@@ -2,10 +2,14 @@
 default and meaning, as ``harness.keys.Key`` entries. Pure Python: no torch.
 
 Every optimizer runs with the same regularisation knobs (``weight_decay``, ``dropout``,
-``patience``); the optimizer-specific options below are read only by their optimizer.
+``patience``). The optimizer-specific options (``cagrad_c``, ``graddrop_p``,
+``dwa_temperature``, ``nash_max_norm``, ``mgda_normalization``, ``imtl_learn_scales``) are
+declared by their optimizer, in its ``register(..., keys=...)`` call: the family's schema
+(``schema()``, ``harness.api.Family.keys``) adds them.
 """
 from __future__ import annotations
 
+from harness.api import family_keys
 from harness.keys import REQUIRED, Key
 from harness.multitask.datasets import DATASETS
 from harness.multitask.models import MODELS
@@ -32,49 +36,32 @@ KEYS: dict[str, Key] = {
                     minimum=1, nullable=True),
     "train_images": Key(int, None, "use only the first N images of the training split (quick runs, tests); "
                                    "null = all", minimum=1, nullable=True),
-    # optimizer options
-    "cagrad_c": Key(float, 0.5, "cagrad: radius c of the conflict-averse ball", minimum=0.0),
-    "graddrop_p": Key(float, 0.5, "graddrop_random: probability of dropping each gradient entry", minimum=0.0),
-    "dwa_temperature": Key(float, 2.0, "dwa: softmax temperature", minimum=0.0, exclusive=True),
-    "nash_max_norm": Key(float, 1.0, "nash_mtl: the combined gradient is clipped to this norm; 0 = no clipping", minimum=0.0),
-    "mgda_normalization": Key(str, "loss+", "mgda_ub: gradient normalisation before the min-norm solve",
-                              choices=("loss+", "l2", "loss", "none")),
-    # Declared by the optimizers' register(..., keys=...) too; listed here until the core reads them there.
-    "mgda_solver": Key(str, "exact", "mgda_ub: exact = Wolfe's min-norm algorithm; official = the official code's "
-                                     "projected gradient descent (250 steps, 1e-5 stop, 0.999/0.001 on a vertex)",
-                       choices=("exact", "official")),
-    "imtl_solver": Key(str, "exact", "imtl: exact = the equal-projection IMTL-G system; official = the official "
-                                     "code's transposed system plus 1e-6 I (the same for 2 tasks)",
-                       choices=("exact", "official")),
     # where
     "device": Key(str, "auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda")),
 }
 
 AXES_REQUIRED = ("dataset", "method", "seed")
 
-# optimizer -> {constructor argument: config key}
-OPTIMIZER_OPTIONS = {
-    "cagrad": {"c": "cagrad_c"},
-    "graddrop_random": {"p": "graddrop_p"},
-    "dwa": {"temperature": "dwa_temperature"},
-    "nash_mtl": {"max_norm": "nash_max_norm"},
-    "mgda_ub": {"normalization": "mgda_normalization", "solver": "mgda_solver"},
-    "imtl": {"solver": "imtl_solver"},
-}
+
+def schema() -> dict:
+    """Every key of a multi-task run: KEYS and the keys its components declare."""
+    return family_keys("multitask", KEYS)
 
 
 def optimizer_options(config: dict) -> dict:
-    """The constructor arguments of the run's multi-task optimizer, from its config keys."""
-    return {arg: config[key] for arg, key in OPTIMIZER_OPTIONS.get(config["method"], {}).items()}
+    """The constructor arguments of the run's multi-task optimizer, from the config keys it
+    declares (``config`` resolved)."""
+    return OPTIMIZERS.options(config["method"], config)
 
 
 def resolved(config: dict) -> dict:
-    """``config`` with every key of KEYS: defaults filled in; raises ValueError on a missing
-    required key or an unknown key (the suite validator gives the user-facing errors)."""
-    unknown = sorted(set(config) - set(KEYS))
+    """``config`` with every key of the schema: defaults filled in; raises ValueError on a
+    missing required key or an unknown key (the suite validator gives the user-facing errors)."""
+    keys = schema()
+    unknown = sorted(set(config) - set(keys))
     if unknown:
         raise ValueError(f"unknown multi-task config keys: {unknown}")
-    missing = [name for name, key in KEYS.items() if key.default is REQUIRED and name not in config]
+    missing = [name for name, key in keys.items() if key.default is REQUIRED and name not in config]
     if missing:
         raise ValueError(f"missing required multi-task config keys: {missing}")
-    return {name: config.get(name, key.default) for name, key in KEYS.items()}
+    return {name: config.get(name, key.default) for name, key in keys.items()}

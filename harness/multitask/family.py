@@ -16,5 +16,6 @@ FAMILY = Family(
     trainer="harness.multitask.train:Trainer",
     metrics=(Metric("average", "higher", "%", help="mean of the higher-is-better task metrics, at the best validation epoch"),),
     report="harness.multitask.report:build",
+    report_formats=("markdown", "csv", "latex", "json"),
     check="harness.training:device_problem",
 )

@@ -8,6 +8,7 @@ The defaults are the recipe of the paper's scripts (yobibyte/unitary-scalarizati
 """
 from __future__ import annotations
 
+from harness.api import family_keys
 from harness.keys import REQUIRED, Key
 from harness.multitask.optimizers import OPTIMIZERS
 from harness.rl.benchmarks import BENCHMARKS
@@ -54,39 +55,34 @@ KEYS: dict[str, Key] = {
     "clip_targets": Key(bool, False, "cap the Q target at the task's max (normalised) reward / (1 - discount)"),
     "alpha_uses_method": Key(bool, None, "the temperature's loss goes through the multi-task optimizer too; null = as "
                                          "the paper's scripts: only for pcgrad", nullable=True),
-    # optimizer options (read only by their optimizer)
+    # optimizer options: the optimizers declare them (register(..., keys=...)); these give them
+    # the RL scripts' defaults, and still count in a run id only where its optimizer reads them
     "mgda_normalization": Key(str, "l2", "mgda_ub: gradient normalisation (the RL scripts: l2); the update is the "
-                                         "weighted sum of the normalised gradients", choices=("loss+", "l2", "loss", "none")),
-    "imtl_learn_scales": Key(bool, False, "imtl: learn IMTL-L loss scales (the RL scripts: off)"),
-    "graddrop_p": Key(float, 0.5, "graddrop_random: probability of dropping each gradient entry", minimum=0.0),
-    "cagrad_c": Key(float, 0.5, "cagrad: radius c of the conflict-averse ball", minimum=0.0),
-    "nash_max_norm": Key(float, 1.0, "nash_mtl: the combined gradient is clipped to this norm; 0 = no clipping", minimum=0.0),
+                                         "weighted sum of the normalised gradients", choices=("loss+", "l2", "loss", "none"),
+                              overrides_component=True),
+    "imtl_learn_scales": Key(bool, False, "imtl: learn IMTL-L loss scales (the RL scripts: off)", overrides_component=True),
     "dwa_temperature": Key(float, 2.0, "dwa: softmax temperature (an 'epoch' is one episode of updates)",
-                           minimum=0.0, exclusive=True),
+                           minimum=0.0, exclusive=True, overrides_component=True),
     # where
     "device": Key(str, "auto", "auto (cuda when available), cpu or cuda", choices=("auto", "cpu", "cuda")),
 }
 
 AXES_REQUIRED = ("dataset", "method", "seed")
 
-# optimizer -> {constructor argument: config key}
-OPTIMIZER_OPTIONS = {
-    "mgda_ub": {"normalization": "mgda_normalization"},
-    "imtl": {"learn_scales": "imtl_learn_scales"},
-    "graddrop_random": {"p": "graddrop_p"},
-    "cagrad": {"c": "cagrad_c"},
-    "nash_mtl": {"max_norm": "nash_max_norm"},
-    "dwa": {"temperature": "dwa_temperature"},
-}
-
 # The methods whose scripts leave `alpha_use_naive_opt` unset, so the temperature's loss also
 # goes through them (rl.md section 1).
 ALPHA_THROUGH_METHOD = ("pcgrad",)
 
 
+def schema() -> dict:
+    """Every key of an RL run: KEYS and the keys its components (the optimizers) declare."""
+    return family_keys("rl", KEYS)
+
+
 def optimizer_options(config: dict) -> dict:
-    """Constructor arguments of the run's multi-task optimizer, from its config keys."""
-    return {arg: config[key] for arg, key in OPTIMIZER_OPTIONS.get(config["method"], {}).items()}
+    """Constructor arguments of the run's multi-task optimizer, from the config keys it
+    declares (``config`` resolved: the RL defaults of KEYS apply)."""
+    return OPTIMIZERS.options(config["method"], config)
 
 
 def alpha_uses_method(config: dict) -> bool:
@@ -97,13 +93,14 @@ def alpha_uses_method(config: dict) -> bool:
 def resolved(config: dict) -> dict:
     """``config`` with every key, defaults filled in. ValueError on an unknown or missing key,
     or on a combination of values that cannot run (``config_problem``)."""
-    unknown = sorted(set(config) - set(KEYS))
+    keys = schema()
+    unknown = sorted(set(config) - set(keys))
     if unknown:
         raise ValueError(f"unknown rl config keys: {unknown}")
-    missing = [name for name, key in KEYS.items() if key.default is REQUIRED and name not in config]
+    missing = [name for name, key in keys.items() if key.default is REQUIRED and name not in config]
     if missing:
         raise ValueError(f"missing required rl config keys: {missing}")
-    full = {name: config.get(name, key.default) for name, key in KEYS.items()}
+    full = {name: config.get(name, key.default) for name, key in keys.items()}
     problem = combination_problem(full)
     if problem:
         raise ValueError(problem)

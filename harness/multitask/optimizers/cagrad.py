@@ -20,7 +20,8 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
 
-@register("cagrad", version="1")
+@register("cagrad", version="1", keys={"cagrad_c": {
+    "type": "float", "default": 0.5, "minimum": 0.0, "arg": "c", "help": "cagrad: radius c of the conflict-averse ball"}})
 class CAGrad(MultiTaskOptimizer):
     space = "parameters"
 

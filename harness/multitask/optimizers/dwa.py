@@ -14,7 +14,9 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer
 
 
-@register("dwa", version="1")
+@register("dwa", version="1", keys={"dwa_temperature": {
+    "type": "float", "default": 2.0, "minimum": 0.0, "exclusive": True, "arg": "temperature",
+    "help": "dwa: softmax temperature"}})
 class DWA(MultiTaskOptimizer):
     space = "losses"
 

@@ -11,7 +11,9 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, rescale_to_norm, uniform
 
 
-@register("graddrop_random", version="1")
+@register("graddrop_random", version="1", keys={"graddrop_p": {
+    "type": "float", "default": 0.5, "minimum": 0.0, "arg": "p",
+    "help": "graddrop_random: probability of dropping each gradient entry"}})
 class RandomGradDrop(MultiTaskOptimizer):
     space = "representation"
 

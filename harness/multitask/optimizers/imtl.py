@@ -38,11 +38,14 @@ SOLVERS = ("exact", "official")
 OFFICIAL_EPS = 1e-6  # optimizers/imtl.py:7, numerical_eps: added to the diagonal of D^T U (line 41)
 
 
-@register("imtl", version="1", keys={"imtl_solver": {
-    "type": "str", "default": "exact", "choices": ["exact", "official"], "arg": "solver", "versions": {"official": "1"},
-    "help": "IMTL-G weights: exact = equal projections on the unit task gradients (LibMTL's orientation); official = "
-            "the official code's transposed system plus 1e-6 I (yobibyte/unitary-scalarization-dmtl optimizers/imtl.py:40-42), "
-            "what the paper's IMTL numbers come from; the two agree for 2 tasks"}})
+@register("imtl", version="1", keys={
+    "imtl_learn_scales": {"type": "bool", "default": True, "arg": "learn_scales",
+                          "help": "imtl: learn IMTL-L loss scales (off: IMTL-G alone)"},
+    "imtl_solver": {
+        "type": "str", "default": "exact", "choices": ["exact", "official"], "arg": "solver", "versions": {"official": "1"},
+        "help": "IMTL-G weights: exact = equal projections on the unit task gradients (LibMTL's orientation); official = "
+                "the official code's transposed system plus 1e-6 I (yobibyte/unitary-scalarization-dmtl optimizers/imtl.py:40-42), "
+                "what the paper's IMTL numbers come from; the two agree for 2 tasks"}})
 class IMTL(MultiTaskOptimizer):
     space = "representation"
     learnable = True

@@ -43,11 +43,14 @@ OFFICIAL_VERTEX_WEIGHTS = (0.999, 0.001)  # mgda.py:95 and :100, the two-point r
 OFFICIAL_MIN_STEP = 1e-7  # mgda.py:155-159, step lengths up to this are ignored
 
 
-@register("mgda_ub", version="1", keys={"mgda_solver": {
-    "type": "str", "default": "exact", "choices": ["exact", "official"], "arg": "solver", "versions": {"official": "1"},
-    "help": "min-norm solver: exact = Wolfe's algorithm (weights in [0, 1]); official = the official code's projected "
-            "gradient descent (yobibyte/unitary-scalarization-dmtl optimizers/mgda.py:166-215: at most 250 steps, stop "
-            "below 1e-5 L1 change, 0.999/0.001 on a vertex), what the paper's MGDA-UB numbers come from"}})
+@register("mgda_ub", version="1", keys={
+    "mgda_normalization": {"type": "str", "default": "loss+", "choices": ["loss+", "l2", "loss", "none"],
+                           "arg": "normalization", "help": "mgda_ub: gradient normalisation before the min-norm solve"},
+    "mgda_solver": {
+        "type": "str", "default": "exact", "choices": ["exact", "official"], "arg": "solver", "versions": {"official": "1"},
+        "help": "min-norm solver: exact = Wolfe's algorithm (weights in [0, 1]); official = the official code's projected "
+                "gradient descent (yobibyte/unitary-scalarization-dmtl optimizers/mgda.py:166-215: at most 250 steps, stop "
+                "below 1e-5 L1 change, 0.999/0.001 on a vertex), what the paper's MGDA-UB numbers come from"}})
 class MGDAUB(MultiTaskOptimizer):
     space = "representation"
 

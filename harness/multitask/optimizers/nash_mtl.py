@@ -24,7 +24,9 @@ from harness.multitask.optimizers import register
 from harness.multitask.optimizers._base import MultiTaskOptimizer, gram
 
 
-@register("nash_mtl", version="1")
+@register("nash_mtl", version="1", keys={"nash_max_norm": {
+    "type": "float", "default": 1.0, "minimum": 0.0, "arg": "max_norm",
+    "help": "nash_mtl: the combined gradient is clipped to this norm; 0 = no clipping"}})
 class NashMTL(MultiTaskOptimizer):
     space = "parameters"
 
