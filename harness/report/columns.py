@@ -72,6 +72,9 @@ class View:
 
 @dataclass(frozen=True)
 class Column:
+    """A column, declared once: how the markdown and LaTeX tables show it (None: they do
+    not) and the named values it adds to a row of the tidy CSV and to a JSON entry."""
+
     name: str
     markdown: View | None = None
     latex: View | None = None
