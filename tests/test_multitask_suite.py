@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from scipy import stats as scipy_stats
 
 from harness import families
 from harness.cli import main
-from harness.multitask.report import build, runs_frame, summarize
+from harness.multitask.report import build, compute
 from harness.spec import expand, run_id
 from harness.store import Store
 from harness.suite import load_suite
@@ -152,22 +151,21 @@ def filled(tmp_path):
 
 def test_report_statistics_match_scipy(filled):
     suite, store, averages = filled
-    specs = list(expand(suite))
-    cells = summarize(runs_frame(specs, store.scan(specs), suite.axes), ["dataset", "method"]).set_index("method")
+    cells = {cell.key["method"]: cell for cell in compute(suite, store).sections[0].cells}
     for method, values in averages.items():
         low, high = scipy_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=scipy_stats.sem(values))
-        assert cells.at[method, "average"] == pytest.approx(np.mean(values))
-        assert cells.at[method, "ci95"] == pytest.approx((high - low) / 2)
+        assert cells[method].mean == pytest.approx(np.mean(values))
+        assert cells[method].ci95 == pytest.approx((high - low) / 2)
     best = max(averages, key=lambda m: np.mean(averages[m]))
-    assert cells["best"].sum() == 1 and cells.at[best, "best"]
+    assert [c.vs_best for c in cells.values()].count("best") == 1 and cells[best].vs_best == "best"
     for method in averages:
         if method != best:
             p = scipy_stats.ttest_ind(averages[method], averages[best], equal_var=False).pvalue
-            assert cells.at[method, "indistinguishable"] == (p > 0.05)
-    assert cells.at["mgda_ub", "indistinguishable"] is False and cells.at["mgda_ub", "seeds"] == 2
-    assert cells.at["pcgrad", "time_vs_unitary"] == pytest.approx(1.5)
-    assert cells.at["pcgrad", "memory_vs_unitary"] == pytest.approx(1.2)
-    assert cells.at["unitary", "time_vs_unitary"] == 1.0
+            assert (cells[method].vs_best == "indistinguishable") == (p > 0.05)
+    assert cells["mgda_ub"].vs_best == "worse" and cells["mgda_ub"].interval.n == 2
+    assert cells["pcgrad"].ratios["time_vs_unitary"] == pytest.approx(1.5)
+    assert cells["pcgrad"].ratios["memory_vs_unitary"] == pytest.approx(1.2)
+    assert cells["unitary"].ratios["time_vs_unitary"] == 1.0
 
 
 def test_report_markdown_and_csv(filled):
@@ -191,15 +189,15 @@ def test_report_markdown_and_csv(filled):
 
 
 def test_lower_is_better_metrics_are_marked(tmp_path):
-    from harness.multitask.report import render
-    import pandas as pd
+    from harness.multitask.report import dataset_table
+    from harness.report.model import Cell
     from harness.stats import t_interval
 
-    cells = pd.DataFrame([{"dataset": "cityscapes", "method": "unitary", "seeds": 1, "average": 50.0, "ci95": math.nan,
-                           "tasks": {"segmentation_miou": t_interval([40.0]), "depth_abs_error": t_interval([0.02])},
-                           "best": True, "indistinguishable": True, "seconds_per_step": 0.1, "peak_bytes": 2**20,
-                           "time_vs_unitary": 1.0, "memory_vs_unitary": 1.0}])
-    table = render(cells, ["dataset", "method"], {"segmentation_miou": "higher", "depth_abs_error": "lower"})[0]
+    cells = [Cell({"dataset": "cityscapes", "method": "unitary"}, None, (), (), t_interval([50.0]),
+                  parts={"segmentation_miou": t_interval([40.0]), "depth_abs_error": t_interval([0.02])}, vs_best="best",
+                  cost={"seconds_per_step": 0.1, "peak_bytes": 2**20}, ratios={"time_vs_unitary": 1.0, "memory_vs_unitary": 1.0})]
+    table = dataset_table(cells, ["dataset", "method"], families.get("multitask").headline,
+                          {"segmentation_miou": "higher", "depth_abs_error": "lower"})[0]
     assert "depth_abs_error ↓" in table and "segmentation_miou ↓" not in table
 
 
@@ -299,6 +297,8 @@ def test_csv_of_two_datasets_is_one_tidy_table_with_each_datasets_own_tasks():
     import pandas as pd
 
     from harness.multitask.report import render_csv
+    from harness.multitask.report_cells import cells_of
+    from harness.report.model import Report, Section
 
     def run(dataset, seed, tasks):
         return {"dataset": dataset, "method": "unitary", "seed": seed, "run_id": f"{dataset}{seed}", "status": "done",
@@ -307,8 +307,9 @@ def test_csv_of_two_datasets_is_one_tidy_table_with_each_datasets_own_tasks():
 
     runs = pd.DataFrame([run("multi_mnist", 0, {"left": 90.0, "right": 80.0}), run("multi_mnist", 1, {"left": 92.0, "right": 82.0}),
                          run("celeba", 0, {"Smiling": 70.0})])
-    keys = ["dataset", "method"]
-    rows = list(DictReader(io.StringIO(render_csv(runs, summarize(runs, keys), keys))))
+    keys, metric = ["dataset", "method"], families.get("multitask").headline
+    report = Report(None, keys, runs, None, [Section(metric, cells_of(runs, keys, metric))])
+    rows = list(DictReader(io.StringIO(render_csv(report))))
     metrics = {(r["row"], r["dataset"]): sorted({x["metric"] for x in rows if (x["row"], x["dataset"]) == (r["row"], r["dataset"])})
                for r in rows}
     assert metrics[("cell", "multi_mnist")] == ["average", "left", "right"] and metrics[("cell", "celeba")] == ["Smiling", "average"]

@@ -8,7 +8,8 @@ import pytest
 from scipy import stats as scipy_stats
 
 from harness.cli import main
-from harness.report import build, collect, compare_cells
+from harness.report import build
+from harness.report.generic import compute
 from harness.spec import expand
 from harness.stats import (compare_by_sample, compare_by_seed, paired_difference, shared_sample_error, verdict,
                            welch_difference)
@@ -161,33 +162,31 @@ def fill(tmp_path, text):
 def test_fewshot_comparison_is_the_paired_t_of_the_seed_means(tmp_path):
     suite, store, values = fill(tmp_path, THREE_SEEDS + "report:\n  baseline: protonet\n")
     assert suite.report_options == {"baseline": "protonet"}
-    runs, _ = collect(suite, store)
-    (row,) = compare_cells(suite, runs, baseline="protonet").to_dict("records")
+    (row,) = compute(suite, store, {"baseline": "protonet"}).sections[0].comparisons
     mtl, proto = [values["mtl", s].mean() for s in range(3)], [values["protonet", s].mean() for s in range(3)]
     reference = scipy_stats.ttest_rel(mtl, proto)
-    assert (row["method"], row["baseline"], row["test"]) == ("mtl", "protonet", "paired t over seeds (shared episodes)")
-    assert row["difference"] == pytest.approx(np.mean(mtl) - np.mean(proto))
-    assert row["ci95"] == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
-    assert row["p_value"] == pytest.approx(reference.pvalue, rel=1e-10)
-    assert row["verdict"] == ("indistinguishable" if reference.pvalue > 0.05 else ("better" if row["difference"] > 0 else "worse"))
+    assert (row.key["method"], row.baseline, row.test) == ("mtl", "protonet", "paired t over seeds (shared episodes)")
+    assert row.difference == pytest.approx(np.mean(mtl) - np.mean(proto))
+    assert row.ci95 == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
+    assert row.p_value == pytest.approx(reference.pvalue, rel=1e-10)
+    assert row.verdict == ("indistinguishable" if reference.pvalue > 0.05 else ("better" if row.difference > 0 else "worse"))
     text, _ = build(suite, store, "markdown", {"plots": False})
     assert "## Paired comparisons with protonet" in text
     line = next(l for l in text.splitlines() if l.startswith("| omniglot") and "paired t over seeds" in l)
-    assert f"{row['difference']:+.2f} ± {row['ci95']:.2f}" in line and "| mtl " in line
+    assert f"{row.difference:+.2f} ± {row.ci95:.2f}" in line and "| mtl " in line
     assert "Paired t over seeds (shared episodes): every method and seed was tested on the same episodes" in text
 
 
 def test_fewshot_runs_on_other_test_episodes_are_not_paired(tmp_path):
     text = THREE_SEEDS.replace("resources:", "overrides:\n  - when: {method: mtl}\n    set: {test_queries: 6}\nresources:")
     suite, store, values = fill(tmp_path, text)
-    runs, _ = collect(suite, store)
-    (row,) = compare_cells(suite, runs, baseline="protonet").to_dict("records")
-    assert row["test"] == "Welch over seeds + episodes error (not paired: test_queries differ)" and not row["paired"]
+    (row,) = compute(suite, store, {"baseline": "protonet"}).sections[0].comparisons
+    assert row.test == "Welch over seeds + episodes error (not paired: test_queries differ)" and not row.paired
     mtl = {s: values["mtl", s] for s in range(3)}
     proto = {s: values["protonet", s] for s in range(3)}
     expected = welch_difference([v.mean() for v in mtl.values()], [v.mean() for v in proto.values()],
                                 extra=[shared_sample_error(mtl.values()), shared_sample_error(proto.values())])
-    assert row["ci95"] == pytest.approx(expected.half_width) and row["p_value"] == pytest.approx(expected.p_value)
+    assert row.ci95 == pytest.approx(expected.half_width) and row.p_value == pytest.approx(expected.p_value)
     markdown, _ = build(suite, store, "markdown", {"plots": False, "baseline": "protonet"})
     assert "Welch: the runs cannot be paired (the reason is given)" in markdown
 
@@ -227,14 +226,13 @@ def test_multitask_runs_with_other_data_order_use_welch(tmp_path):
             np.random.default_rng(spec.config["seed"] + len(spec.config["method"])).normal(0, 0.3)
         averages.setdefault(spec.config["method"], []).append(value)
         store.write_record(multitask.fake_record(spec, value, {"left": value, "right": value}, 0.01, 1 << 20))
-    from harness.multitask.report import comparisons, runs_frame
+    from harness.multitask.report import compute as multitask_compute
 
-    specs = list(expand(suite))
-    (row,) = comparisons(suite, runs_frame(specs, store.scan(specs), suite.axes), "unitary").to_dict("records")
+    (row,) = multitask_compute(suite, store, {"baseline": "unitary"}).sections[0].comparisons
     reference = scipy_stats.ttest_ind(averages["pcgrad"], averages["unitary"], equal_var=False)
-    assert row["test"] == "Welch over seeds (not paired: batch_size differ)"
-    assert row["p_value"] == pytest.approx(reference.pvalue, rel=1e-10)
-    assert row["ci95"] == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
+    assert row.test == "Welch over seeds (not paired: batch_size differ)"
+    assert row.p_value == pytest.approx(reference.pvalue, rel=1e-10)
+    assert row.ci95 == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
 
 
 # ------------------------------------------------------------------ the suite's `report:` key and --baseline
@@ -288,7 +286,7 @@ def test_the_keys_that_decide_pairing(tmp_path):
     from types import SimpleNamespace
 
     from harness import families
-    from harness.report import evaluation_keys, shared_keys
+    from harness.report.paired import evaluation_keys, shared_keys
 
     family = families.get("fewshot")
     assert {"test_episodes", "test_queries", "eval_seed"} <= set(evaluation_keys(family))
@@ -306,11 +304,11 @@ def test_the_keys_that_decide_pairing(tmp_path):
 def test_a_family_report_may_say_which_keys_fix_the_test_units(tmp_path):
     text = THREE_SEEDS.replace("resources:", "overrides:\n  - when: {method: mtl}\n    set: {test_inner_steps: 3}\nresources:")
     suite, store, _ = fill(tmp_path, text)
-    runs, _ = collect(suite, store)
     # the few-shot family declares the keys that fix its test episodes: test_inner_steps is not one
-    (paired,) = compare_cells(suite, runs, baseline="protonet").to_dict("records")
-    assert paired["test"] == "paired t over seeds (shared episodes)"
-    (cautious,) = compare_cells(suite, runs, baseline="protonet", shared_by=("test_inner_steps", "eval_seed")).to_dict("records")
-    assert cautious["test"].endswith("(not paired: test_inner_steps differ)")
+    (paired,) = compute(suite, store, {"baseline": "protonet"}).sections[0].comparisons
+    assert paired.test == "paired t over seeds (shared episodes)"
+    options = {"baseline": "protonet", "shared_by": ("test_inner_steps", "eval_seed")}
+    (cautious,) = compute(suite, store, options).sections[0].comparisons
+    assert cautious.test.endswith("(not paired: test_inner_steps differ)")
     markdown, _ = build(suite, store, "markdown", {"plots": False, "baseline": "protonet", "shared_by": ("eval_seed",)})
     assert "paired t over seeds (shared episodes)" in markdown

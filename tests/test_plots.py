@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from harness import plots
 from harness.cli import main
 from harness.multitask.report import build as multitask_build
-from harness.report import build, collect, summarize
+from harness.report import build, plots
+from harness.report.generic import compute
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
@@ -62,14 +62,14 @@ def png_size(path) -> tuple[int, int]:
 def test_fewshot_panels_show_the_tables_numbers_against_cpu_hours(tmp_path, drawn):
     suite, store = fill(tmp_path)
     text, warnings = build(suite, store, "markdown")
-    cells = summarize(suite, collect(suite, store)[0]).set_index(["shots", "method"])
+    cells = {(c.key["shots"], c.key["method"]): c for c in compute(suite, store).sections[0].cells}
     panels = drawn[FIGURE]
     assert [p.title for p in panels] == ["omniglot, ways 5, shots 1, backbone conv4", "omniglot, ways 5, shots 5, backbone conv4"]
     assert all(p.xlabel == "training CPU core-hours per run" and p.ylabel == "accuracy (%)" for p in panels)
     points = {(shots, point.label): point for shots, panel in zip((1, 5), panels) for point in panel.items}
     for (shots, method), point in points.items():
-        cell = cells.loc[(shots, method)]
-        assert point.y == pytest.approx(cell["mean"]) and point.half_width == pytest.approx(cell["ci95"])
+        cell = cells[shots, method]
+        assert point.y == pytest.approx(cell.mean) and point.half_width == pytest.approx(cell.ci95)
         assert point.x == pytest.approx({"protonet": 90.0, "mtl": 180.0}[method] * 1 / 3600)  # 1 cpu per run
     assert points[1, "protonet"].reported == 90.0 and points[1, "mtl"].reported is None and points[5, "protonet"].reported is None
     # linked with a relative link, the file beside REPORT.md
@@ -97,9 +97,9 @@ def test_cells_without_training_time_are_named_not_plotted(tmp_path, drawn):
 def test_a_sweep_with_more_groups_than_panels_says_so_and_draws_nothing(tmp_path, drawn, monkeypatch):
     """Two panels here; with room for one, the figure is not drawn and the report says why
     (a 200-panel hyper-parameter sweep took 13 s to draw and could not be read)."""
-    from harness import report
+    from harness.report import figures
 
-    monkeypatch.setattr(report, "MAX_COST_PANELS", 1)
+    monkeypatch.setattr(figures, "MAX_COST_PANELS", 1)
     suite, store = fill(tmp_path)
     text, warnings = build(suite, store, "markdown")
     assert FIGURE not in drawn and not (store.dir / FIGURE).exists()

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.report import build, collect, summarize
+from harness.report import build
+from harness.report.generic import compute
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import SuiteError, load_suite
@@ -31,17 +32,16 @@ def filled(tmp_path):
 
 def test_cells_match_scipy(filled):
     suite, store, episodes = filled
-    runs, _ = collect(suite, store)
-    cells = summarize(suite, runs)
+    cells = compute(suite, store).sections[0].cells
     assert len(cells) == 1  # mtl has no records: no row
-    cell = cells.iloc[0]
+    cell = cells[0]
     seed_means = [episodes[s].mean() for s in (0, 1, 2)]
-    assert cell["mean"] == pytest.approx(np.mean(seed_means))
+    assert cell.mean == pytest.approx(np.mean(seed_means))
     low, high = scipy_stats.t.interval(0.95, 2, loc=np.mean(seed_means), scale=scipy_stats.sem(seed_means))
-    assert cell["ci95"] == pytest.approx((high - low) / 2)
-    for (seed, mean, half) in cell["per_seed"]:
-        low, high = scipy_stats.t.interval(0.95, 39, loc=episodes[seed].mean(), scale=scipy_stats.sem(episodes[seed]))
-        assert mean == pytest.approx(episodes[seed].mean()) and half == pytest.approx((high - low) / 2)
+    assert cell.ci95 == pytest.approx((high - low) / 2)
+    for seed in cell.seeds:
+        low, high = scipy_stats.t.interval(0.95, 39, loc=episodes[seed.seed].mean(), scale=scipy_stats.sem(episodes[seed.seed]))
+        assert seed.within.mean == pytest.approx(episodes[seed.seed].mean()) and seed.within.half_width == pytest.approx((high - low) / 2)
     # reported 90.0 +- 1.0 (ci95 over 600 episodes); ours: the seeds' spread plus the shared
     # episodes' sampling error; t quantile at the Welch-Satterthwaite degrees of freedom
     se_reported = 1.0 / scipy_stats.t.ppf(0.975, 599)
@@ -50,11 +50,11 @@ def test_cells_match_scipy(filled):
     variance = se_seeds ** 2 + se_episodes ** 2 + se_reported ** 2
     df = variance ** 2 / (se_seeds ** 4 / 2 + se_episodes ** 4 / (3 * 39) + se_reported ** 4 / 599)
     bound = scipy_stats.t.ppf(0.975, df) * math.sqrt(variance)
-    assert cell["diff"] == pytest.approx(np.mean(seed_means) - 90.0)
-    assert cell["df"] == pytest.approx(df)
-    assert cell["bound"] == pytest.approx(bound)
-    assert cell["agrees"] == (abs(np.mean(seed_means) - 90.0) <= bound)
-    assert (cell["seeds"], cell["samples"]) == (3, 40)
+    assert cell.agreement.difference == pytest.approx(np.mean(seed_means) - 90.0)
+    assert cell.agreement.df == pytest.approx(df)
+    assert cell.agreement.bound == pytest.approx(bound)
+    assert cell.agrees == (abs(np.mean(seed_means) - 90.0) <= bound)
+    assert (cell.interval.n, cell.samples) == (3, 40)
 
 
 def test_markdown_and_csv(filled):
@@ -89,10 +89,10 @@ def test_reported_entry_with_a_backbone_matches_only_that_backbone(tmp_path):
     store = Store(tmp_path / "results", suite.name)
     for spec in expand(suite):
         store.write_record(fake_record(spec, accuracies=[88.0, 90.0, 92.0]))
-    cells = summarize(suite, collect(suite, store)[0]).set_index(["method", "backbone"])
-    assert cells.loc[("protonet", "conv4"), "reported"] == 90.0
-    assert cells.loc[("protonet", "resnet12"), "reported"] == 10.0
-    assert cells.loc[("mtl", "conv4")].isna()["reported"]
+    cells = {(c.key["method"], c.key["backbone"]): c for c in compute(suite, store).sections[0].cells}
+    assert cells["protonet", "conv4"].reported.value == 90.0
+    assert cells["protonet", "resnet12"].reported.value == 10.0
+    assert cells["mtl", "conv4"].reported is None
 
 
 def test_a_reported_entry_that_matches_no_run_is_rejected(tmp_path):
@@ -110,16 +110,15 @@ def test_gpu_hours_use_each_runs_own_gpus_from_overrides(tmp_path):
         record["timing"] = {"total_seconds": 1800.0}
         record["env"] = {"device": "cuda:0" if spec.config["seed"] < 2 else "cpu"}  # seed 2 ran on the CPU
         store.write_record(record)
-    runs, _ = collect(suite, store)
-    cells = summarize(suite, runs).set_index("method")
-    assert cells.at["protonet", "gpu_hours"] == pytest.approx(2 * 0.5 * 1)  # 2 GPU runs x 0.5 h x 1 GPU
-    assert cells.at["mtl", "gpu_hours"] == pytest.approx(2 * 0.5 * 2)
+    cells = {c.key["method"]: c for c in compute(suite, store).sections[0].cells}
+    assert cells["protonet"].cost["gpu_hours"] == pytest.approx(2 * 0.5 * 1)  # 2 GPU runs x 0.5 h x 1 GPU
+    assert cells["mtl"].cost["gpu_hours"] == pytest.approx(2 * 0.5 * 2)
     assert "GPU-h (all seeds)" in build(suite, store, "markdown")[0]
 
 
 def test_options_default_to_plots_for_markdown_and_the_suites_baseline(tmp_path):
     from harness import HarnessError
-    from harness.report import resolve_options
+    from harness.report.generic import resolve_options
 
     suite = load_suite(write_suite(tmp_path, TWO_SEEDS + "report: {baseline: protonet}\n"))
     assert resolve_options(suite, "markdown", None) == {"plots": True, "baseline": "protonet"}
@@ -130,7 +129,7 @@ def test_options_default_to_plots_for_markdown_and_the_suites_baseline(tmp_path)
 
 
 def test_only_the_reports_own_files_leave_the_warnings(filled):
-    from harness.report import report_warnings
+    from harness.report.collect import collect, report_warnings
 
     suite, store, _ = filled
     for name in ("REPORT.md", "report.csv", "report.tex", "report.json", "accuracy_vs_training_cost.png", "notes.txt"):
@@ -150,7 +149,7 @@ def test_a_baseline_filtered_out_leaves_a_row_saying_so(filled, capsys):
 
 
 def test_training_hours_per_run(tmp_path):
-    from harness.report import training_hours
+    from harness.report.cells import training_hours
     import pandas as pd
 
     runs = pd.DataFrame({"train_seconds": [3600.0, 1800.0, None], "device": ["cuda:0", "cpu", "cuda:0"],

@@ -15,7 +15,8 @@ from scipy import stats as scipy_stats
 
 from harness.cli import main
 from harness.multitask.report import build as multitask_build
-from harness.report import best_mask, build, latex_escape
+from harness.report import build
+from harness.report.shared import best_mask, latex_escape
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
@@ -88,18 +89,19 @@ def test_latex_bold_follows_each_metrics_direction():
 
 
 def test_multitask_latex_bolds_lower_is_better_tasks_by_their_minimum():
-    import pandas as pd
-
+    from harness import families
     from harness.multitask.report import dataset_latex
+    from harness.report.model import Cell
     from harness.stats import t_interval
 
     def cell(method, miou, depth):
-        return {"dataset": "cityscapes", "method": method, "seeds": 2, "average": miou, "ci95": 1.0,
-                "tasks": {"miou": t_interval([miou - 1, miou + 1]), "depth_error": t_interval([depth, depth + 0.02])},
-                "seconds_per_step": 0.1, "peak_bytes": 2**20, "time_vs_unitary": 1.0, "memory_vs_unitary": 1.0}
+        return Cell({"dataset": "cityscapes", "method": method}, None, (), (), t_interval([miou - 1, miou + 1]),
+                    cost={"seconds_per_step": 0.1, "peak_bytes": 2**20},
+                    parts={"miou": t_interval([miou - 1, miou + 1]), "depth_error": t_interval([depth, depth + 0.02])},
+                    ratios={"time_vs_unitary": 1.0, "memory_vs_unitary": 1.0})
 
-    cells = pd.DataFrame([cell("unitary", 50.0, 0.05), cell("pcgrad", 52.0, 0.09)])
-    text = "\n".join(dataset_latex(SimpleNamespace(name="t"), cells, ["dataset", "method"],
+    cells = [cell("unitary", 50.0, 0.05), cell("pcgrad", 52.0, 0.09)]
+    text = "\n".join(dataset_latex(SimpleNamespace(name="t"), cells, ["dataset", "method"], families.get("multitask").headline,
                                    {"miou": "higher", "depth_error": "lower"}))
     unitary, pcgrad = [line for line in text.splitlines() if line.startswith(("unitary", "pcgrad"))]
     assert "\\textbf{0.06 $\\pm$ 0.13}" in unitary and "\\textbf{52.00" in pcgrad and "\\textbf{" not in unitary.split(" & ")[2]

@@ -8,7 +8,7 @@ from scipy import stats as scipy_stats
 
 pytest.importorskip("metaworld")  # run ids hash the installed metaworld version
 
-from harness.rl.report import build, group_keys, runs_frame, summarize  # noqa: E402
+from harness.rl.report import build, compute  # noqa: E402
 from harness.spec import expand  # noqa: E402
 from harness.store import Store  # noqa: E402
 from harness.suite import load_suite  # noqa: E402
@@ -63,23 +63,23 @@ def filled(tmp_path):
 def test_success_intervals_and_verdicts_match_scipy(filled):
     suite, store, records = filled
     specs = list(expand(suite))
-    cells = summarize(runs_frame(specs, store.scan(specs), suite.axes), group_keys(suite)).set_index("method")
+    cells = {cell.key["method"]: cell for cell in compute(suite, store).sections[0].cells}
     values = {m: [records[s.run_id]["metrics"]["success"] for s in specs if s.config["method"] == m] for m in LEVEL}
     for method, seeds in values.items():
         low, high = scipy_stats.t.interval(0.95, len(seeds) - 1, loc=np.mean(seeds), scale=scipy_stats.sem(seeds))
-        assert cells.loc[method, "success"] == pytest.approx(np.mean(seeds))
-        assert cells.loc[method, "ci95"] == pytest.approx((high - low) / 2)
+        assert cells[method].mean == pytest.approx(np.mean(seeds))
+        assert cells[method].ci95 == pytest.approx((high - low) / 2)
     best = max(values, key=lambda m: np.mean(values[m]))
-    assert cells.loc[best, "best"] and cells["best"].sum() == 1
+    assert cells[best].vs_best == "best" and [c.vs_best for c in cells.values()].count("best") == 1
     for method in values:
         if method != best:
             p = scipy_stats.ttest_ind(values[method], values[best], equal_var=False).pvalue
-            assert cells.loc[method, "indistinguishable"] == (p > 0.05)
-    assert cells.loc["mgda_ub", "indistinguishable"] is False  # 10% against 60%: clearly worse
+            assert (cells[method].vs_best == "indistinguishable") == (p > 0.05)
+    assert cells["mgda_ub"].vs_best == "worse"  # 10% against 60%: clearly worse
     expected = np.mean([0.25 * (1 + 0.01 * s) for s in range(3)]) / np.mean([0.1 * (1 + 0.01 * s) for s in range(3)])
-    assert cells.loc["pcgrad", "update_vs_unitary"] == pytest.approx(expected)
+    assert cells["pcgrad"].ratios["update_vs_unitary"] == pytest.approx(expected)
     reach = [records[s.run_id]["metrics"]["tasks"]["reach-v3"] for s in specs if s.config["method"] == "pcgrad"]
-    assert cells.loc["pcgrad", "tasks"]["reach-v3"].mean == pytest.approx(np.mean(reach))
+    assert cells["pcgrad"].parts["reach-v3"].mean == pytest.approx(np.mean(reach))
 
 
 def test_markdown_with_per_task_rows_and_the_curves_png(filled):

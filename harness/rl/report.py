@@ -1,201 +1,190 @@
 """RL suites: success rate AND cost per multi-task optimizer (Kurin et al. 2022, Meta-World).
 
-One table per benchmark, one row per (method, other varying axes but seed): the final
-success rate, mean over seeds ± the 95% t-interval across seeds (k-1 degrees of
+One table per benchmark, one row per cell (method, other varying axes but seed): the
+final success rate, mean over seeds ± the 95% t-interval across seeds (k-1 degrees of
 freedom); whether the row is statistically indistinguishable from the benchmark's best
-(Welch's t-test of the seeds' success rates, two-sided, 5%, as the multi-task report);
-seconds per update and env steps per second with their ratios to ``unitary`` in the same
-suite; wall-clock per run. ``options={"per_task": True}`` adds each task's success.
-The evaluation curves go to ``curves.png`` beside REPORT.md (``harness.rl.curves``).
-No torch here.
+(``harness.report.verdicts.judge_best``, as the multi-task report); seconds per update
+and env steps per second with their ratios to ``unitary`` in the same suite; wall-clock
+per run. ``options={"per_task": True}`` adds each task's success. With a baseline: each
+method's success against it, paired by seed (the same seed fixes the same goals). The
+evaluation curves go to ``curves.png`` beside REPORT.md (``harness.rl.curves``). Built
+on the shared cells, columns and renderers of ``harness.report``; no torch here.
 """
 from __future__ import annotations
 
-import math
-
 import pandas as pd
-from tabulate import tabulate
 
-from harness.multitask.report import ratio_text, same_as_best
-from harness import report as generic
-from harness.report import footer_lines, header_lines, seconds
+from harness import families
+from harness.report import markdown
+from harness.report.cells import build as build_cells
+from harness.report.cells import done_rows, frame_mean, parts, ratios_to
+from harness.report.collect import collect, report_warnings
+from harness.report.columns import Column, Table, View
+from harness.report.generic import resolve_options
+from harness.report.model import Report, Section
+from harness.report.paired import compare, shared_keys
+from harness.report.shared import (
+    VS_BEST,
+    comparison_keys,
+    group_keys,
+    missing,
+    pm,
+    ratio_text,
+    row_label,
+    seconds,
+)
+from harness.report.verdicts import judge_best
 from harness.rl import curves
-from harness.spec import expand
-from harness.stats import t_interval
+from harness.tables import markdown_table
 
+FORMATS = ("markdown", "csv")
 CURVES = "curves.png"
+# Runs of one seed share their environments' goals (drawn from the seed) when these agree:
+# the report pairs them by seed, else compares by Welch.
+SHARED_BY = ("dataset", "horizon", "reward_function_version", "task_one_hot")
+COSTS = ("seconds_per_update", "env_steps_per_second", "wall_seconds", "steps")
 
 
-def runs_frame(specs, scan, axes) -> pd.DataFrame:
-    rows = []
-    for spec in specs:
-        state = scan.states[spec.run_id]
-        record = state.record or {}
-        metrics, timing = record.get("metrics") or {}, record.get("timing") or {}
-        rows.append({
-            "dataset": spec.config["dataset"], "method": spec.config["method"],
-            **{axis: spec.config[axis] for axis in axes if axis not in ("dataset", "method", "seed")},
-            "seed": spec.config["seed"], "run_id": spec.run_id, "label": spec.label(), "status": state.status,
-            "success": metrics.get("success"), "tasks": metrics.get("tasks"), "curve": metrics.get("curve"),
-            "seconds_per_update": timing.get("seconds_per_update"), "env_steps_per_second": timing.get("env_steps_per_second"),
-            "wall_seconds": (timing.get("train_seconds") or 0.0) + (timing.get("eval_seconds") or 0.0),
-            "steps": timing.get("steps"),
-            "error": ((record.get("error") or {}).get("message") or "").strip().split("\n")[0] or None,
-            "log": record.get("log"),
-        })
-    return pd.DataFrame(rows)
-
-
-def group_keys(suite) -> list[str]:
+def cell_keys(suite) -> list[str]:
+    """The keys naming a row: the benchmark, the method and every other varying axis."""
     return ["dataset", "method"] + [axis for axis in suite.axes if axis not in ("dataset", "method", "seed")]
 
 
-def summarize(runs: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    done = runs[runs["status"] == "done"] if len(runs) else runs
-    cells = []
-    for key, group in done.groupby(keys, sort=False):
-        success = t_interval(group["success"].astype(float))
-        task_names = list(group["tasks"].iloc[0])
-        cells.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))),
-                      "seeds": success.n, "success": success.mean, "ci95": success.half_width,
-                      "seed_values": list(group["success"].astype(float)),
-                      "tasks": {name: t_interval([t[name] for t in group["tasks"]]) for name in task_names},
-                      "curves": list(group["curve"]),
-                      "seconds_per_update": _mean(group["seconds_per_update"]),
-                      "env_steps_per_second": _mean(group["env_steps_per_second"]),
-                      "wall_seconds": _mean(group["wall_seconds"]), "steps": _mean(group["steps"])})
-    frame = pd.DataFrame(cells)
-    if not len(frame):
-        return frame
-    frame["best"] = False
-    frame["indistinguishable"] = None
-    for column in ("update_vs_unitary", "env_vs_unitary"):
-        frame[column] = math.nan
-    others = [k for k in keys if k not in ("dataset", "method")]
-    for _, group in frame.groupby("dataset", sort=False):
-        best = group["success"].idxmax()
-        frame.loc[best, "best"] = True
-        for index in group.index:
-            frame.at[index, "indistinguishable"] = same_as_best(frame.at[index, "seed_values"], frame.at[best, "seed_values"])
-        for index in group.index:
-            reference = _unitary_for(group, frame.loc[index], others)
-            if reference is not None:
-                frame.at[index, "update_vs_unitary"] = frame.at[index, "seconds_per_update"] / reference["seconds_per_update"]
-                frame.at[index, "env_vs_unitary"] = frame.at[index, "env_steps_per_second"] / reference["env_steps_per_second"]
-    return frame
+def run_row(suite):
+    """An RL run as a row of the runs frame: the keys of its row and of its comparisons
+    (the generic keys: ``steps`` too), its success, tasks, curve and timing."""
+    keys = list(dict.fromkeys(cell_keys(suite) + group_keys(suite)))
+
+    def row(spec, state) -> dict:
+        record = state.record or {}
+        metrics, timing = record.get("metrics") or {}, record.get("timing") or {}
+        return {
+            **{k: spec.config[k] for k in keys}, "seed": spec.config["seed"], "run_id": spec.run_id, "label": spec.label(),
+            "status": state.status, "config": spec.config,
+            "success": metrics.get("success"), "tasks": metrics.get("tasks"), "curve": metrics.get("curve"),
+            "seconds_per_update": timing.get("seconds_per_update"), "env_steps_per_second": timing.get("env_steps_per_second"),
+            "wall_seconds": (timing.get("train_seconds") or 0.0) + (timing.get("eval_seconds") or 0.0),
+            "steps_done": timing.get("steps"),
+            "error": ((record.get("error") or {}).get("message") or "").strip().split("\n")[0] or None,
+            "log": record.get("log"),
+        }
+
+    return row
 
 
-def _mean(values) -> float:
-    values = pd.to_numeric(values, errors="coerce").dropna()
-    return float(values.mean()) if len(values) else math.nan
+def cells_of(runs, keys: list[str], metric) -> list:
+    """The cells of the success rate, with each task's interval, the cost figures and their
+    ratios to unitary (the benchmark's, with the same other axes when there is one), and
+    the verdict against the benchmark's best."""
+    cells = build_cells(done_rows(runs), keys, metric)
+    for cell in cells:
+        cell.parts = parts(cell, "tasks")
+        cell.cost = {name: frame_mean(row["steps_done" if name == "steps" else name] for row in cell.runs) for name in COSTS}
+    judge_best(cells, ["dataset"])
+    ratios_to(cells, "unitary", {"update_vs_unitary": "seconds_per_update", "env_vs_unitary": "env_steps_per_second"},
+              [comparison_keys(keys), ["dataset"]])
+    return cells
 
 
-def _unitary_for(group: pd.DataFrame, cell, others: list[str]):
-    """The unitary row of the benchmark with the same other axes, else its first unitary row."""
-    unitary = group[group["method"] == "unitary"]
-    if not len(unitary):
-        return None
-    same = unitary[(unitary[others] == cell[others]).all(axis=1)] if others else unitary
-    return (same if len(same) else unitary).iloc[0]
-
-
-def _row_name(cell, keys: list[str]) -> str:
-    extra = [f"{k}={cell[k]}" for k in keys if k not in ("dataset", "method")]
-    return cell["method"] + (f" ({', '.join(extra)})" if extra else "")
-
-
-def _pm(mean: float, half: float) -> str:
-    return f"{mean:.1f}" if math.isnan(half) else f"{mean:.1f} ± {half:.1f}"
-
-
-def render(cells: pd.DataFrame, keys: list[str], per_task: bool) -> list[str]:
-    headers = keys[1:] + ["seeds", "success % ± 95% CI", "vs best", "s/update", "× unitary", "env steps/s",
-                          "× unitary (env)", "wall-clock / run"]
-    table = []
-    for _, cell in cells.iterrows():
-        verdict = "best" if cell["best"] else {True: "≈ best", False: "worse", None: "n/a"}[cell["indistinguishable"]]
-        table.append([cell[k] for k in keys[1:]] + [cell["seeds"], _pm(cell["success"], cell["ci95"]), verdict,
-                     _milliseconds(cell["seconds_per_update"]), ratio_text(cell["update_vs_unitary"]),
-                     _count(cell["env_steps_per_second"]), ratio_text(cell["env_vs_unitary"]), seconds(cell["wall_seconds"])])
-    lines = [tabulate(table, headers=headers, tablefmt="github", disable_numparse=True), ""]
-    if per_task:
-        names = [_row_name(cell, keys) for _, cell in cells.iterrows()]
-        tasks = list(cells.iloc[0]["tasks"])
-        rows = [[task] + [_pm(cell["tasks"][task].mean, cell["tasks"][task].half_width) if task in cell["tasks"] else ""
-                          for _, cell in cells.iterrows()] for task in tasks]
-        lines += ["Success per task (%, mean over seeds ± 95% CI):", "",
-                  tabulate(rows, headers=["task"] + names, tablefmt="github", disable_numparse=True), ""]
-    return lines
+def compute(suite, store, options: dict | None = None) -> Report:
+    """The report's model; its comparisons are keyed by the generic keys (``steps`` too)."""
+    options = resolve_options(suite, "markdown", options)
+    family = families.get(suite.family)
+    runs, scan = collect(suite, store, run_row(suite), options.get("specs"))
+    keys, metric = cell_keys(suite), family.headline
+    compared = compare(build_cells(done_rows(runs), group_keys(suite), metric), group_keys(suite), options["baseline"],
+                       shared_keys(family, metric, SHARED_BY))
+    return Report(suite, keys, runs, scan, [Section(metric, cells_of(runs, keys, metric), compared)], options["baseline"])
 
 
 def _milliseconds(value) -> str:
-    return "" if value is None or math.isnan(value) else f"{value * 1000:.1f} ms"
+    return "" if missing(value) else f"{value * 1000:.1f} ms"
 
 
 def _count(value) -> str:
-    return "" if value is None or math.isnan(value) else f"{value:,.0f}"
+    return "" if missing(value) else f"{value:,.0f}"
 
+
+COLUMNS = [
+    Column("seeds", View("seeds", lambda c, t: c.interval.n)),
+    Column("success", View("success % ± 95% CI", lambda c, t: pm(c.mean, c.ci95, 1))),
+    Column("vs_best", View("vs best", lambda c, t: VS_BEST[c.vs_best])),
+    Column("seconds_per_update", View("s/update", lambda c, t: _milliseconds(c.cost["seconds_per_update"]))),
+    Column("update_vs_unitary", View("× unitary", lambda c, t: ratio_text(c.ratios["update_vs_unitary"]))),
+    Column("env_steps_per_second", View("env steps/s", lambda c, t: _count(c.cost["env_steps_per_second"]))),
+    Column("env_vs_unitary", View("× unitary (env)", lambda c, t: ratio_text(c.ratios["env_vs_unitary"]))),
+    Column("wall_seconds", View("wall-clock / run", lambda c, t: seconds(c.cost["wall_seconds"]))),
+]
 
 NOTES = [
-    "Success: the final evaluation's mean over tasks of the share of episodes with `info['success']` at any step "
-    "(deterministic actions); mean over seeds ± half-width of the 95% t-interval across seeds (k-1 degrees of "
-    "freedom). `vs best`: Welch's t-test of the seeds' success rates against the benchmark's best row, two-sided "
-    "at 5%: `≈ best` when the difference is not significant.",
-    "Cost: mean seconds per update (sampling and the whole SAC update, device synchronised) and env steps per "
-    "second of the training envs, with their ratios to `unitary` of the same benchmark; wall-clock = training "
-    "and evaluation per run.",
+    ("Success: the final evaluation's mean over tasks of the share of episodes with `info['success']` at any step "
+     "(deterministic actions); mean over seeds ± half-width of the 95% t-interval across seeds (k-1 degrees of "
+     "freedom). `vs best`: Welch's t-test of the seeds' success rates against the benchmark's best row, two-sided "
+     "at 5%: `≈ best` when the difference is not significant."),
+    ("Cost: mean seconds per update (sampling and the whole SAC update, device synchronised) and env steps per "
+     "second of the training envs, with their ratios to `unitary` of the same benchmark; wall-clock = training "
+     "and evaluation per run."),
 ]
 
 
-def render_csv(cells: pd.DataFrame) -> str:
-    if not len(cells):
+def benchmark_lines(cells: list, keys: list[str], metric, per_task: bool) -> list[str]:
+    """One benchmark's table (no benchmark column) and, ``per_task``, its tasks' success."""
+    lines = [markdown.table(COLUMNS, Table(metric, cells, keys[1:])), ""]
+    if per_task:
+        names = [row_label(cell.key, keys) for cell in cells]
+        rows = [[task] + [pm(cell.parts[task].mean, cell.parts[task].half_width, 1) if task in cell.parts else ""
+                          for cell in cells] for task in cells[0].parts]
+        lines += ["Success per task (%, mean over seeds ± 95% CI):", "",
+                  markdown_table(rows, ["task"] + names), ""]
+    return lines
+
+
+def render_markdown(report: Report, folder, per_task: bool) -> str:
+    """The page; it also draws the curves PNG into ``folder`` and links it."""
+    section, keys = report.sections[0], report.keys
+    lines = markdown.header_lines(report.suite, report.runs)
+    benchmarks = list(dict.fromkeys(cell.key["dataset"] for cell in section.cells))
+    if not section.cells:
+        lines.append("No finished runs yet.")
+    else:
+        panels = {name: {row_label(cell.key, keys): [row["curve"] for row in cell.runs] for cell in section.cells
+                         if cell.key["dataset"] == name} for name in benchmarks}
+        if curves.plot(panels, folder / CURVES):
+            lines += [f"Evaluation curves (mean over seeds, 95% band): [{CURVES}]({CURVES})", "", f"![evaluation curves]({CURVES})", ""]
+        for name in benchmarks:
+            cells = [cell for cell in section.cells if cell.key["dataset"] == name]
+            lines += [f"## {name}", "", *benchmark_lines(cells, keys, section.metric, per_task), ""]
+        for note in NOTES:
+            lines += [note, ""]
+        if report.baseline:
+            lines += ["", f"## Paired comparisons with {report.baseline}", "",
+                      *markdown.comparison_table(section.comparisons, section.metric, group_keys(report.suite)), ""]
+    return "\n".join(lines + markdown.footer_lines(report.runs, report.scan)) + "\n"
+
+
+def render_csv(report: Report) -> str:
+    """One row per cell: its keys, success and interval, cost, vs best and ratios, each task."""
+    cells = report.sections[0].cells
+    if not cells:
         return ""
-    flat = cells.drop(columns=["tasks", "seed_values", "curves"]).copy()
-    names = list(dict.fromkeys(name for tasks in cells["tasks"] for name in tasks))
-    for name in names:
-        flat[f"task:{name}"] = [c[name].mean if name in c else None for c in cells["tasks"]]
-        flat[f"task:{name}:ci95"] = [c[name].half_width if name in c else None for c in cells["tasks"]]
-    return flat.to_csv(index=False)
-
-
-FORMATS = ("markdown", "csv")
+    rows = []
+    for cell in cells:
+        row = {**cell.key, "seeds": cell.interval.n, "success": cell.mean, "ci95": cell.ci95, **cell.cost,
+               "best": cell.vs_best == "best", "indistinguishable": {"worse": False, "n/a": None}.get(cell.vs_best, True),
+               **cell.ratios}
+        rows.append(row)
+    names = list(dict.fromkeys(name for cell in cells for name in cell.parts))
+    for row, cell in zip(rows, cells):
+        for name in names:
+            row[f"task:{name}"] = cell.parts[name].mean if name in cell.parts else None
+            row[f"task:{name}:ci95"] = cell.parts[name].half_width if name in cell.parts else None
+    return pd.DataFrame(rows).to_csv(index=False)
 
 
 def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> tuple[str, list[str]]:
     """The report text in the given format and the store's warnings; the markdown one also
     writes the curves PNG beside REPORT.md and links it."""
-    options = generic.resolve_options(suite, fmt, options)
-    specs = list(expand(suite))
-    scan = store.scan(specs)
-    keys = group_keys(suite)
-    runs = runs_frame(specs, scan, suite.axes)
-    cells = summarize(runs, keys)
-    if fmt == "csv":
-        return render_csv(cells), generic.report_warnings(scan)
-    lines = header_lines(suite, runs)
-    if not len(cells):
-        lines.append("No finished runs yet.")
-    else:
-        panels = {name: {_row_name(cell, keys): cell["curves"] for _, cell in cells[cells["dataset"] == name].iterrows()}
-                  for name in cells["dataset"].unique()}
-        if curves.plot(panels, store.dir / CURVES):
-            lines += [f"Evaluation curves (mean over seeds, 95% band): [{CURVES}]({CURVES})", "", f"![evaluation curves]({CURVES})", ""]
-        for name in cells["dataset"].unique():
-            lines += [f"## {name}", "", *render(cells[cells["dataset"] == name].reset_index(drop=True), keys,
-                                                bool(options.get("per_task"))), ""]
-        for note in NOTES:
-            lines += [note, ""]
-        if options["baseline"]:
-            lines += comparison_lines(suite, store, options["baseline"]) + [""]
-    return "\n".join(lines + footer_lines(runs, scan)) + "\n", generic.report_warnings(scan)
-
-
-# Runs of one seed share their environments' goals (drawn from the seed) when these agree:
-# the report pairs them by seed (harness.report.compare_cells), else compares by Welch.
-SHARED_BY = ("dataset", "horizon", "reward_function_version", "task_one_hot")
-
-
-def comparison_lines(suite, store, baseline: str) -> list[str]:
-    """Each method's final success against the baseline's, paired by seed (same goals)."""
-    runs, _ = generic.collect(suite, store)
-    return generic.comparison_lines(suite, runs, baseline, shared_by=SHARED_BY)
+    options = resolve_options(suite, fmt, options)
+    report = compute(suite, store, options)
+    text = render_csv(report) if fmt == "csv" else render_markdown(report, store.dir, bool(options.get("per_task")))
+    return text, report_warnings(report.scan)

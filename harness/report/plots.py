@@ -1,4 +1,4 @@
-"""Report figures as PNG files: matplotlib with the Agg backend, imported only when a
+"""Drawing report figures as PNG files: matplotlib with the Agg backend, imported only when a
 figure is drawn (a report without plots never imports it). No torch.
 
 Figures are deterministic, so that a committed report regenerates byte for byte: fixed
@@ -6,9 +6,9 @@ sizes and dpi, colours from a fixed cycle in the order the labels first appear, 
 software name or timestamp in the PNG metadata.
 
 Two kinds of panel, which a family report fills from its own cells:
-- ``Point`` panels (``point_panels``): a metric against a cost, one point per row with its
+- ``Point`` panels: a metric against a cost, one point per row with its
   interval bar, and the reported number as a hollow marker at the same x;
-- ``Bar`` panels (``bar_panels``): one bar per row with its interval, and optionally a
+- ``Bar`` panels: one bar per row with its interval, and optionally a
   reference line (1.0 for ratios to a baseline).
 """
 from __future__ import annotations

@@ -1,0 +1,80 @@
+"""Collecting: a suite's records -> one runs frame (one row per planned run), from one
+store scan. Statistics are computed later (``harness.report.cells``), never stored. The
+generic row holds what the generic report needs; a family report passes its own.
+"""
+from __future__ import annotations
+
+from pathlib import PurePath
+
+import pandas as pd
+
+from harness import families
+from harness.report.shared import REPORT_FILES, first_line, group_keys
+from harness.spec import expand
+from harness.store import gc_paused
+
+
+def collect(suite, store, row=None, specs=None):
+    """(the runs frame, the store scan). ``row(spec, state) -> dict``: one run as a row
+    (default: ``generic_row``'s); ``specs``: the suite's runs when the caller has
+    expanded them already."""
+    specs = list(expand(suite)) if specs is None else list(specs)
+    scan = store.scan(specs)
+    row = row or generic_row(suite)
+    with gc_paused():  # the records are decoded here (lazily): many small acyclic containers
+        rows = [row(spec, scan.states[spec.run_id]) for spec in specs]
+    return pd.DataFrame(rows), scan
+
+
+def generic_row(suite):
+    """The generic report's row of a run: its keys, seed, status, timing, the resources it
+    asked for, and each declared metric (with its samples)."""
+    family = families.get(suite.family)
+    keys = group_keys(suite)
+    resources = {}  # the resources per config, memoised
+
+    def row(spec, state) -> dict:
+        record = state.record or {}
+        timing = record.get("timing") or {}
+        metrics = record.get("metrics") or {}
+        config = spec.config
+        asked = resources.get(id(config)) or resources.setdefault(id(config), suite.resources_for(config))
+        found = {name: config[name] for name in keys}
+        found.update({
+            "seed": config["seed"], "run_id": spec.run_id, "label": spec.label(), "status": state.status,
+            "config": config,
+            "train_seconds": timing.get("train_seconds"), "eval_seconds": timing.get("eval_seconds"),
+            "total_seconds": timing.get("total_seconds"),
+            "device": (record.get("env") or {}).get("device"),
+            "gpus": asked.gpus,  # what the run asked for, overrides included
+            "cpus": asked.cpus,
+            "error": first_line((record.get("error") or {}).get("message")) if state.status == "failed" else None,
+            "log": record.get("log"),
+        })
+        for metric in family.metrics:
+            found[metric.name] = metrics.get(metric.name)
+            if metric.samples:
+                found[f"{metric.name}:samples"] = metrics.get(metric.samples)
+        return found
+
+    return row
+
+
+FOREIGN = ": not a run folder of this harness; ignored"
+
+
+def report_warnings(scan) -> list[str]:
+    """The store's warnings, less those about the report's own files (REPORT.md and its
+    siblings, the plots): a report regenerates to the same text whatever was there."""
+    def own(warning: str) -> bool:
+        if not warning.endswith(FOREIGN):
+            return False
+        name = PurePath(warning[: -len(FOREIGN)]).name
+        return name in REPORT_FILES.values() or name.endswith(".png")
+
+    return [w for w in scan.warnings if not own(w)]
+
+
+def counts(runs) -> dict:
+    found = runs["status"].value_counts().to_dict() if len(runs) else {}
+    return {status: int(found.get(status, 0)) for status in ("done", "failed", "running", "pending")}

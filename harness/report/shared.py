@@ -1,0 +1,185 @@
+"""What every family's report shares, so that each lives in one place: the keys naming a
+cell, the verdicts' words, the text of numbers (±, seconds, ratios, p-values), LaTeX
+escaping and booktabs tables, tidy CSV and JSON-safe values. No torch; pandas only
+when a CSV is written.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+from harness import families
+from harness.report.plots import file_name
+
+REPORT_FILES = {"markdown": "REPORT.md", "csv": "report.csv", "latex": "report.tex", "json": "report.json"}
+
+# -- keys -----------------------------------------------------------------------------
+
+
+def group_keys(suite) -> list[str]:
+    """The columns naming a cell: the family's plan columns and every varying axis, no seed."""
+    family = families.get(suite.family)
+    keys = [k for k in family.plan_columns if k != "seed"]
+    return keys + [axis for axis in suite.axes if axis not in keys and axis != "seed"]
+
+
+def comparison_keys(keys: list[str]) -> list[str]:
+    """The keys of a comparison group (the cells compared with each other): a cell's keys but the method."""
+    return [k for k in keys if k != "method"]
+
+
+def row_label(key: dict, keys: list[str]) -> str:
+    """A cell's name in a figure or a per-task table: its method, with the other varying axes."""
+    extra = [f"{k}={key[k]}" for k in keys if k not in ("dataset", "method")]
+    return key["method"] + (f" ({', '.join(extra)})" if extra else "")
+
+
+# -- verdicts in words ------------------------------------------------------------------
+
+AGREES = {True: "yes", False: "no", None: "n/a"}  # a cell against its reported number
+VS_BEST = {"best": "best", "indistinguishable": "≈ best", "worse": "worse", "n/a": "n/a"}  # word -> table label
+
+
+def arrow(metric) -> str:
+    """" ↓" for a lower-is-better metric (or direction), else ""."""
+    lower = metric == "lower" if isinstance(metric, str) else metric.lower_is_better
+    return " ↓" if lower else ""
+
+
+# -- numbers as text --------------------------------------------------------------------
+
+
+def missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def number(value, digits: int = 2) -> str:
+    return "" if missing(value) else f"{value:.{digits}f}"
+
+
+def pm(mean, half, digits: int = 2) -> str:
+    """``mean ± half`` (``mean`` alone without an interval; empty without a mean)."""
+    return number(mean, digits) if missing(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def seconds(value) -> str:
+    if missing(value):
+        return ""
+    if value < 120:
+        return f"{value:.1f} s"
+    return f"{value / 60:.1f} min" if value < 7200 else f"{value / 3600:.2f} h"
+
+
+def ratio_text(value) -> str:
+    return number(value)
+
+
+def difference_text(difference, half) -> str:
+    if missing(difference):
+        return ""
+    return f"{difference:+.2f}" if missing(half) else f"{difference:+.2f} ± {half:.2f}"
+
+
+def p_text(p_value) -> str:
+    if missing(p_value):
+        return ""
+    return "<0.001" if p_value < 0.001 else f"{p_value:.3f}"
+
+
+def first_line(text):
+    return text.strip().splitlines()[0] if text and text.strip() else text
+
+
+# -- LaTeX ------------------------------------------------------------------------------
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SYMBOLS = str.maketrans({"±": r"$\pm$", "↓": r"$\downarrow$", "×": r"$\times$", "²": r"$^2$", "≈": r"$\approx$",
+                               "≤": r"$\le$"})
+
+
+def latex_escape(text) -> str:
+    return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text)).translate(LATEX_SYMBOLS)
+
+
+def latex_pm(mean, half, digits: int = 2) -> str:
+    if missing(mean):
+        return ""
+    return f"{mean:.{digits}f}" if missing(half) else f"{mean:.{digits}f} $\\pm$ {half:.{digits}f}"
+
+
+def bold(text: str) -> str:
+    return f"\\textbf{{{text}}}" if text else text
+
+
+def best_mask(values, direction: str) -> list[bool]:
+    """Which values are the best (ties all), by direction; none when fewer than 2 are finite."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if len(finite) < 2:
+        return [False] * len(values)
+    best = max(finite) if direction == "higher" else min(finite)
+    return [v is not None and math.isfinite(v) and v == best for v in values]
+
+
+def latex_table(headers: list[str], rows: list[list[str]], caption: str, label: str, breaks=(),
+                align: str | None = None) -> list[str]:
+    """A booktabs table (``\\usepackage{booktabs}``). ``headers`` are plain text (escaped
+    here); ``rows`` are LaTeX already; ``breaks``: row indices that start a new group
+    (a ``\\midrule`` before them)."""
+    align = align or "l" * len(headers)
+    lines = ["\\begin{table}[ht]", "\\centering", f"\\caption{{{caption}}}", f"\\label{{{label}}}",
+             f"\\begin{{tabular}}{{{align}}}", "\\toprule", " & ".join(latex_escape(h) for h in headers) + " \\\\",
+             "\\midrule"]
+    for i, row in enumerate(rows):
+        if i in breaks and i:
+            lines.append("\\midrule")
+        lines.append(" & ".join(row) + " \\\\")
+    return lines + ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+
+
+def latex_label(*parts) -> str:
+    return "tab:" + "-".join(file_name(*parts)[:-4].split("_"))
+
+
+def latex_header(suite) -> list[str]:
+    return [f"% {suite.name}: reproducing {suite.paper}",
+            ("% written by `harness report --format latex`; needs \\usepackage{booktabs} (and graphicx for the figures)"), ""]
+
+
+# -- tidy CSV and JSON ------------------------------------------------------------------
+
+
+def tidy_csv(rows: list[dict], columns: list[str]) -> str:
+    """CSV of ``rows`` with exactly ``columns``; missing and nan values are empty cells."""
+    if not rows:
+        return ""
+    import pandas as pd
+
+    frame = pd.DataFrame([{c: _csv_value(row.get(c)) for c in columns} for row in rows], columns=columns, dtype=object)
+    return frame.to_csv(index=False)
+
+
+def _csv_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def plain(value):
+    """``value`` as JSON-safe Python: numpy scalars as numbers, nan and inf as None,
+    tuples as lists, dataclasses (intervals) as dicts."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def dumps(document: dict) -> str:
+    return json.dumps(plain(document), indent=1, ensure_ascii=False, allow_nan=False) + "\n"
