@@ -41,8 +41,8 @@ BAD_SUITES = [
     ("duplicate-key", BASE + "  seed: [1]\n", "grid.seed: duplicate key"),
     ("duplicate-reported", BASE + """\
 reported:
-  - {dataset: omniglot, shots: 1, method: mtl, value: 90.0, source: {paper: x}}
-  - {dataset: omniglot, shots: 1, method: mtl, value: 91.0, source: {paper: y}}
+  - {dataset: omniglot, shots: 1, method: mtl, over: seeds, value: 90.0, source: {paper: x}}
+  - {dataset: omniglot, shots: 1, method: mtl, over: seeds, value: 91.0, source: {paper: y}}
 """, "reported[1]"),
     ("malformed-yaml", BASE.replace("seed: [0]", "seed: [0, 1"), "malformed YAML"),
     ("alias-bomb", BASE + BOMB, "alias bomb"),

@@ -86,7 +86,7 @@ BAD = [
     ("missing-axis", TINY.replace("  method: [unitary, pcgrad]\n", ""), "grid: missing axis 'method'"),
     ("unknown-optimizer", TINY.replace("pcgrad]", "pcgrd]"), "unknown method 'pcgrd'"),
     ("bad-option", TINY.replace("  epochs: 2", "  cagrad_c: -1"), "defaults.cagrad_c: must be >= 0"),
-    ("reported-metric", TINY + "reported:\n  - {dataset: multi_mnist, method: unitary, metric: accuracy, value: 1, source: {paper: p}}\n",
+    ("reported-metric", TINY + "reported:\n  - {dataset: multi_mnist, method: unitary, metric: accuracy, over: seeds, value: 1, source: {paper: p}}\n",
      "reported[0].metric: unknown metric 'accuracy' of family multitask (known: average)"),
 ]
 

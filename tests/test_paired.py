@@ -2,25 +2,31 @@
 (paired over seeds, over episodes, Welch) in the few-shot and multi-task reports, and the
 suite's `report:` key and `--baseline` with one-line errors."""
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import test_multitask_suite as multitask
+from conftest import TINY_SUITE, write_suite
 from scipy import stats as scipy_stats
+from test_cli_errors import assert_nothing_written, assert_one_line_error, harness_cli
+from test_multitask_suite import filled  # noqa: F401 (a fixture)
+from test_store import fake_record
 
 from harness.cli import main
 from harness.report import build
 from harness.report.generic import compute
 from harness.spec import expand
-from harness.stats import (compare_by_sample, compare_by_seed, paired_difference, shared_sample_error, verdict,
-                           welch_difference)
+from harness.stats import (
+    compare_by_sample,
+    compare_by_seed,
+    paired_difference,
+    shared_sample_error,
+    verdict,
+    welch_difference,
+)
 from harness.store import Store
 from harness.suite import SuiteError, load_suite
-
-import test_multitask_suite as multitask
-from test_multitask_suite import filled  # noqa: F401 (a fixture)
-from conftest import TINY_SUITE, write_suite
-from test_cli_errors import assert_nothing_written, assert_one_line_error, harness_cli
-from test_store import fake_record
 
 RNG = np.random.default_rng(7)
 A, B = RNG.normal(70, 3, size=6), RNG.normal(68, 3, size=6)
@@ -242,7 +248,7 @@ def test_multitask_runs_with_other_data_order_use_welch(tmp_path):
     ("report:\n  baseline: protonett\n", "tiny.yaml:24: report.baseline: unknown method 'protonett'"),
     ("report:\n  baseline: maml\n", "tiny.yaml:24: report.baseline: method 'maml' has no run in this suite (methods: mtl, protonet)"),
     ("report:\n  baselin: mtl\n", "tiny.yaml:24: report.baselin: unknown key; did you mean 'baseline'?"),
-    ("report:\n  plots: true\n", "tiny.yaml:24: report.plots: unknown key (allowed: baseline)"),
+    ("report:\n  plots: true\n", "tiny.yaml:24: report.plots: unknown key (allowed: baseline, margin)"),
     ("report: mtl\n", "tiny.yaml:23: report: must be a mapping, got str"),
 ])
 def test_bad_report_options_are_one_line_errors(tmp_path, block, fragment):
@@ -263,13 +269,11 @@ def test_bad_baseline_and_format_on_the_command_line_are_one_line_errors(tmp_pat
     assert_nothing_written(tmp_path)
 
 
-def test_a_family_report_without_a_format_refuses_it(tmp_path, monkeypatch, capsys):
-    import harness.multitask.report as report
-
-    monkeypatch.setattr(report, "FORMATS", ("markdown", "csv"))
-    path = write_suite(tmp_path, multitask.TINY)
-    assert main(["--results", str(tmp_path / "r"), "report", str(path), "--format", "latex"]) == 2
-    assert capsys.readouterr().err.strip() == "harness: error: --format latex: the multitask report does not write it (it writes: markdown, csv)"
+def test_a_family_report_without_a_format_refuses_it(tmp_path, capsys):
+    # the rl family declares the formats its report writes: markdown and csv
+    rl_suite = Path(__file__).resolve().parents[1] / "suites" / "quickstart_rl.yaml"
+    assert main(["--results", str(tmp_path / "r"), "report", str(rl_suite), "--format", "latex"]) == 2
+    assert capsys.readouterr().err.strip() == "harness: error: --format latex: the rl report does not write it (it writes: markdown, csv)"
     assert not (tmp_path / "r").exists()
 
 

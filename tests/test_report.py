@@ -82,7 +82,7 @@ def test_damaged_files_are_warnings_in_the_report(filled):
 
 
 def test_reported_entry_with_a_backbone_matches_only_that_backbone(tmp_path):
-    text = TWO_SEEDS.replace("reported:\n", "reported:\n  - {dataset: omniglot, shots: 1, method: protonet, backbone: resnet12, value: 10.0, source: {paper: other}}\n")
+    text = TWO_SEEDS.replace("reported:\n", "reported:\n  - {dataset: omniglot, shots: 1, method: protonet, backbone: resnet12, over: seeds, value: 10.0, source: {paper: other}}\n")
     text = text.replace("{dataset: omniglot, shots: 1, method: protonet, value: 90.0", "{dataset: omniglot, shots: 1, method: protonet, backbone: conv4, value: 90.0")
     text = text.replace("  method: [protonet, mtl]\n", "  method: [protonet, mtl]\n  backbone: [conv4, resnet12]\n")
     suite = load_suite(write_suite(tmp_path, text))
@@ -96,7 +96,7 @@ def test_reported_entry_with_a_backbone_matches_only_that_backbone(tmp_path):
 
 
 def test_a_reported_entry_that_matches_no_run_is_rejected(tmp_path):
-    text = TWO_SEEDS.replace("reported:\n", "reported:\n  - {dataset: omniglot, shots: 5, method: protonet, value: 10.0, source: {paper: other}}\n")
+    text = TWO_SEEDS.replace("reported:\n", "reported:\n  - {dataset: omniglot, shots: 5, method: protonet, over: seeds, value: 10.0, source: {paper: other}}\n")
     with pytest.raises(SuiteError, match=r"reported\[0\]: matches no run of the grid \(dataset=omniglot, shots=5"):
         load_suite(write_suite(tmp_path, text))
 
