@@ -1,0 +1,175 @@
+"""What a local run costs beyond its trainer's own work: `harness run --cluster local`.
+
+Writes, in a temp folder, a tiny family as a suite's local plugin (``busywork.py``
+declares it without torch; its trainer, ``busywork_train.py``, imports torch as real
+trainers do and keeps one CPU busy for ``--work`` seconds of CPU time, with small
+matrix products), and a suite of ``--runs`` runs of it. Then, in one go, for each way
+of running local runs (today's default and, where this harness has `--executor`, each
+executor), alternately ``--repeat`` times, it times the real command line
+
+    harness run SUITE --cluster local --quiet --max-parallel P [--executor X]
+
+into a fresh results folder, and reads each run's trainer time (``timing.train_seconds``)
+from its record. The overhead per run is (wall-clock x P - the trainers' time) / runs:
+what each run cost beyond its work, the command's own start and report included.
+Also timed: the same command once everything is done (nothing to run), the part of
+each launch that does not depend on the runs. Run:
+
+    python benchmarks/run_overhead.py [--runs 9] [--work 2] [--parallel 1] [--repeat 1]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+FAMILY = '''
+"""A family whose runs only keep a CPU busy (benchmarks/run_overhead.py). No torch here."""
+from harness.api import REQUIRED, Family, Key, Metric, Registry, register
+
+DATASETS = Registry("busywork.dataset")
+METHODS = Registry("busywork.method")
+
+
+@register("busywork.dataset", "nothing", version="1")
+class Nothing:
+    """No data."""
+
+
+@register("busywork.method", "busy", version="1")
+class Busy:
+    """Matrix products until the run's CPU time is spent."""
+
+
+FAMILY = Family(
+    name="busywork", version="1", help="runs that keep one CPU busy for work_s seconds",
+    keys={"dataset": Key(str, REQUIRED, "dataset", choices=DATASETS),
+          "method": Key(str, REQUIRED, "method", choices=METHODS),
+          "seed": Key(int, REQUIRED, "seed", minimum=0),
+          "work_s": Key(float, 2.0, "CPU seconds of work", minimum=0.0)},
+    trainer="busywork_train:Trainer",
+    metrics=(Metric("work_seconds", "lower", "s", help="wall-clock of the work"),),
+)
+'''
+
+TRAINER = '''
+"""Keeps one CPU busy for config["work_s"] seconds of CPU time."""
+import time
+
+import torch
+
+
+class Trainer:
+    def __init__(self, config, checkpoint=None, log=print):
+        self.config, self.log, self.stop_requested = config, log, False
+
+    def run(self):
+        generator = torch.Generator().manual_seed(self.config["seed"])
+        matrix = torch.rand(64, 64, generator=generator)
+        started, cpu = time.perf_counter(), time.process_time()
+        while time.process_time() - cpu < self.config["work_s"]:
+            matrix = torch.tanh(matrix @ matrix)
+        seconds = time.perf_counter() - started
+        self.log(f"worked {seconds:.3f} s")
+        return {"metrics": {"work_seconds": seconds}, "timing": {"train_seconds": seconds, "eval_seconds": 0.0},
+                "details": {"device": "cpu"}}
+'''
+
+SUITE = """
+name: overhead
+family: busywork
+plugins: [busywork.py]
+paper: benchmarks/run_overhead.py
+defaults: {{work_s: {work}}}
+grid:
+  dataset: [nothing]
+  method: [busy]
+  seed: {seeds}
+resources: {{cpus: 1, mem_gb: 1, timeout_min: 10}}
+"""
+
+
+def write_suite(folder: Path, runs: int, work: float) -> Path:
+    (folder / "busywork.py").write_text(textwrap.dedent(FAMILY))
+    (folder / "busywork_train.py").write_text(textwrap.dedent(TRAINER))
+    suite = folder / "overhead.yaml"
+    suite.write_text(SUITE.format(work=work, seeds=list(range(runs))))
+    return suite
+
+
+def executors() -> list[str]:
+    """The values of `harness run --executor` this harness knows (none before it had the flag)."""
+    shown = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--help"], capture_output=True, text=True,
+                           check=True).stdout
+    if "--executor" not in shown:
+        return []
+    listed = shown.split("--executor", 1)[1].split("{", 1)[1].split("}", 1)[0]
+    return listed.split(",")
+
+
+def launch(suite: Path, results: Path, parallel: int, executor: str | None) -> float:
+    """Wall-clock seconds of one `harness run` into ``results``."""
+    command = [sys.executable, "-m", "harness.cli", "--results", str(results), "run", str(suite), "--cluster", "local",
+               "--quiet", "--max-parallel", str(parallel)] + (["--executor", executor] if executor else [])
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=suite.parent, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    return wall
+
+
+def trainer_seconds(results: Path) -> list[float]:
+    return [json.loads(path.read_text())["timing"]["train_seconds"] for path in results.glob("overhead/*/record.json")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--work", type=float, default=2.0, help="CPU seconds each run works")
+    parser.add_argument("--parallel", type=int, default=1, help="--max-parallel of every launch")
+    parser.add_argument("--repeat", type=int, default=1, help="launches per way, alternated (medians shown)")
+    args = parser.parse_args()
+    known = executors()
+    ways = {"default (this harness)": None} if not known else {f"--executor {name}": name for name in known}
+    rows = {way: [] for way in ways}
+    with tempfile.TemporaryDirectory(prefix="harness-overhead-") as temp:
+        suite = write_suite(Path(temp), args.runs, args.work)
+        for attempt in range(args.repeat):
+            for way, executor in ways.items():
+                results = Path(temp) / f"results-{attempt}-{executor}"
+                wall = launch(suite, results, args.parallel, executor)
+                work = trainer_seconds(results)
+                if len(work) != args.runs:
+                    raise SystemExit(f"{way}: {len(work)} records for {args.runs} runs")
+                rows[way].append((wall, sum(work)))
+        idle = launch(suite, results, args.parallel, executor)  # everything done: nothing to run
+    table, overhead = [], {}
+    for way, measured in rows.items():
+        wall = statistics.median(w for w, _ in measured)
+        work = statistics.median(s for _, s in measured)
+        overhead[way] = (wall * args.parallel - work) / args.runs
+        table.append([way, args.runs, args.parallel, f"{wall:.1f}", f"{work:.1f}", f"{work / args.runs:.2f}",
+                      f"{overhead[way]:.2f}"])
+    print(f"{args.runs} runs of {args.work:g} CPU s each, {args.parallel} at once, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.2f}; median of {args.repeat} launch(es) per way")
+    print(tabulate(table, headers=["way", "runs", "at once", "wall s", "trainers s", "trainer s per run",
+                                   "overhead s per run"], tablefmt="github"))
+    print(f"`harness run` with nothing to run (start, plan, report; in every launch): {idle:.1f} s")
+    if len(overhead) == 2:
+        (slow_way, slow), (fast_way, fast) = sorted(overhead.items(), key=lambda item: -item[1])
+        print(f"overhead per run: {slow:.2f} s ({slow_way}) / {fast:.2f} s ({fast_way}) = {slow / fast:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
