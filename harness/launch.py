@@ -244,6 +244,9 @@ def launch(specs, store: Store, cluster: str, resources: Resources | Callable, m
     result = LaunchResult(folder=launch_folder(store, launch_id), launch_id=launch_id)
     if not specs:
         return result
+    if cluster == "slurm" and (problem := scheduler.unreachable()):  # before anything is written
+        raise HarnessError(f"--cluster slurm: no Slurm to submit to from here ({problem}); run this on a "
+                           "node of the cluster (a login node), or use --cluster local")
     store.dir.mkdir(parents=True, exist_ok=True)
     root = str(store.root.resolve())
     record = {

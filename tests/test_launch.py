@@ -492,6 +492,33 @@ def test_a_pinned_job_sets_cuda_visible_devices_before_it_starts(tmp_path, monke
 # ---------------------------------------------------------------- `run`'s command line
 
 
+def test_slurm_where_no_slurm_answers_is_one_line_and_launches_nothing(tmp_path):
+    from test_cli_errors import assert_nothing_written, assert_one_line_error
+
+    suite = write_suite(tmp_path)
+    bare = tmp_path / "bin"  # a PATH without Slurm's commands: this machine as a laptop has it
+    bare.mkdir()
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--cluster", "slurm"], check=False,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PATH": str(bare), "HARNESS_RESULTS": str(tmp_path / "results")})
+    assert_one_line_error(result, "--cluster slurm: no Slurm to submit to from here (sbatch is not installed)",
+                          "or use --cluster local")
+    assert_nothing_written(tmp_path)
+
+
+@pytest.mark.skipif(not all(shutil.which(c) for c in ("sbatch", "srun", "sinfo")), reason="Slurm's commands are not installed")
+def test_slurm_whose_controller_does_not_answer_is_one_line_and_launches_nothing(tmp_path):
+    from test_cli_errors import assert_nothing_written, assert_one_line_error
+
+    suite = write_suite(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--cluster", "slurm"], check=False,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "SLURM_CONF": str(tmp_path / "no-slurm.conf"),
+                                 "HARNESS_RESULTS": str(tmp_path / "results")})
+    assert_one_line_error(result, "--cluster slurm: no Slurm to submit to from here (sinfo exited")
+    assert_nothing_written(tmp_path)
+
+
 def test_every_run_flag_says_what_it_does():
     from harness.cli import build_parser
 
