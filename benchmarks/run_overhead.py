@@ -11,9 +11,11 @@ executor), alternately ``--repeat`` times, it times the real command line
 
 into a fresh results folder, and reads each run's trainer time (``timing.train_seconds``)
 from its record. The overhead per run is (wall-clock x P - the trainers' time) / runs:
-what each run cost beyond its work, the command's own start and report included.
-Also timed: the same command once everything is done (nothing to run), the part of
-each launch that does not depend on the runs. Run:
+what each run cost beyond its work, the command's own start and report included. On a
+loaded machine wall-clock stretches with the load, so the CPU time of the whole process
+tree (launcher, servers, workers) beyond the trainers' CPU work (runs x ``--work``) is
+shown too, per run. Also timed: the same command once everything is done (nothing to
+run), the part of each launch that does not depend on the runs. Run:
 
     python benchmarks/run_overhead.py [--runs 9] [--work 2] [--parallel 1] [--repeat 1]
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -116,17 +119,22 @@ def executors() -> list[str]:
     return listed.split(",")
 
 
-def launch(suite: Path, results: Path, parallel: int, executor: str | None) -> float:
-    """Wall-clock seconds of one `harness run` into ``results``."""
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def launch(suite: Path, results: Path, parallel: int, executor: str | None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (its whole process tree) of one `harness run` into ``results``."""
     command = [sys.executable, "-m", "harness.cli", "--results", str(results), "run", str(suite), "--cluster", "local",
                "--quiet", "--max-parallel", str(parallel)] + (["--executor", executor] if executor else [])
-    started = time.perf_counter()
-    done = subprocess.run(command, cwd=suite.parent, capture_output=True, text=True,
+    started, cpu = time.perf_counter(), children_cpu()
+    done = subprocess.run(command, check=False, cwd=suite.parent, capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} exited {done.returncode}:\n{done.stderr[-3000:]}")
-    return wall
+    return wall, cpu
 
 
 def trainer_seconds(results: Path) -> list[float]:
@@ -148,27 +156,27 @@ def main() -> None:
         for attempt in range(args.repeat):
             for way, executor in ways.items():
                 results = Path(temp) / f"results-{attempt}-{executor}"
-                wall = launch(suite, results, args.parallel, executor)
+                wall, cpu = launch(suite, results, args.parallel, executor)
                 work = trainer_seconds(results)
                 if len(work) != args.runs:
                     raise SystemExit(f"{way}: {len(work)} records for {args.runs} runs")
-                rows[way].append((wall, sum(work)))
-        idle = launch(suite, results, args.parallel, executor)  # everything done: nothing to run
+                rows[way].append((wall, sum(work), cpu))
+        idle, idle_cpu = launch(suite, results, args.parallel, executor)  # everything done: nothing to run
     table, overhead = [], {}
     for way, measured in rows.items():
-        wall = statistics.median(w for w, _ in measured)
-        work = statistics.median(s for _, s in measured)
+        wall, work, cpu = (statistics.median(m[i] for m in measured) for i in range(3))
         overhead[way] = (wall * args.parallel - work) / args.runs
         table.append([way, args.runs, args.parallel, f"{wall:.1f}", f"{work:.1f}", f"{work / args.runs:.2f}",
-                      f"{overhead[way]:.2f}"])
+                      f"{overhead[way]:.2f}", f"{(cpu - args.runs * args.work) / args.runs:.2f}"])
     print(f"{args.runs} runs of {args.work:g} CPU s each, {args.parallel} at once, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.2f}; median of {args.repeat} launch(es) per way")
     print(tabulate(table, headers=["way", "runs", "at once", "wall s", "trainers s", "trainer s per run",
-                                   "overhead s per run"], tablefmt="github"))
-    print(f"`harness run` with nothing to run (start, plan, report; in every launch): {idle:.1f} s")
+                                   "overhead s per run", "CPU s beyond the work per run"], tablefmt="github"))
+    print(f"`harness run` with nothing to run (start, plan, report; in every launch): {idle:.1f} s, {idle_cpu:.1f} CPU s")
     if len(overhead) == 2:
         (slow_way, slow), (fast_way, fast) = sorted(overhead.items(), key=lambda item: -item[1])
-        print(f"overhead per run: {slow:.2f} s ({slow_way}) / {fast:.2f} s ({fast_way}) = {slow / fast:.1f}x")
+        ratio = f" = {slow / fast:.1f}x" if fast > 0 else ""
+        print(f"overhead per run: {slow:.2f} s ({slow_way}), {fast:.2f} s ({fast_way}){ratio}")
 
 
 if __name__ == "__main__":
