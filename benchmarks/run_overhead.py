@@ -11,11 +11,13 @@ executor), alternately ``--repeat`` times, it times the real command line
 
 into a fresh results folder, and reads each run's trainer time (``timing.train_seconds``)
 from its record. The overhead per run is (wall-clock x P - the trainers' time) / runs:
-what each run cost beyond its work, the command's own start and report included. On a
-loaded machine wall-clock stretches with the load, so the CPU time of the whole process
-tree (launcher, servers, workers) beyond the trainers' CPU work (runs x ``--work``) is
-shown too, per run. Also timed: the same command once everything is done (nothing to
-run), the part of each launch that does not depend on the runs. Run:
+what each run cost beyond its work, the command's own start and report included. The
+same command for one run of the suite splits it: what each further run adds (the
+difference between the two launches, per run) and what every launch pays once (the
+command, the fork server's start). Wall-clock stretches with the machine's load, so
+the same split of the CPU time of the whole process tree (launcher, servers, workers)
+beyond the trainers' CPU work (``--work`` each) is shown too. Also timed: the command
+once everything is done (nothing to run). Run:
 
     python benchmarks/run_overhead.py [--runs 9] [--work 2] [--parallel 1] [--repeat 1]
 """
@@ -124,10 +126,10 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def launch(suite: Path, results: Path, parallel: int, executor: str | None) -> tuple[float, float]:
+def launch(suite: Path, results: Path, parallel: int, executor: str | None, *more: str) -> tuple[float, float]:
     """Wall-clock and CPU seconds (its whole process tree) of one `harness run` into ``results``."""
     command = [sys.executable, "-m", "harness.cli", "--results", str(results), "run", str(suite), "--cluster", "local",
-               "--quiet", "--max-parallel", str(parallel)] + (["--executor", executor] if executor else [])
+               "--quiet", "--max-parallel", str(parallel), *more] + (["--executor", executor] if executor else [])
     started, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(command, check=False, cwd=suite.parent, capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -137,8 +139,13 @@ def launch(suite: Path, results: Path, parallel: int, executor: str | None) -> t
     return wall, cpu
 
 
-def trainer_seconds(results: Path) -> list[float]:
-    return [json.loads(path.read_text())["timing"]["train_seconds"] for path in results.glob("overhead/*/record.json")]
+def measure(suite: Path, results: Path, parallel: int, executor: str | None, runs: int, *more: str) -> tuple:
+    """(wall-clock s, CPU s, the trainers' seconds) of one launch of ``runs`` runs."""
+    wall, cpu = launch(suite, results, parallel, executor, *more)
+    work = [json.loads(path.read_text())["timing"]["train_seconds"] for path in results.glob("overhead/*/record.json")]
+    if len(work) != runs:
+        raise SystemExit(f"{executor}: {len(work)} records for {runs} runs")
+    return wall, cpu, sum(work)
 
 
 def main() -> None:
@@ -148,31 +155,37 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="--max-parallel of every launch")
     parser.add_argument("--repeat", type=int, default=1, help="launches per way, alternated (medians shown)")
     args = parser.parse_args()
+    if args.runs < 2:
+        parser.error("--runs must be >= 2 (a one-run launch is timed beside it)")
     known = executors()
     ways = {"default (this harness)": None} if not known else {f"--executor {name}": name for name in known}
-    rows = {way: [] for way in ways}
+    measured = {way: [] for way in ways}
     with tempfile.TemporaryDirectory(prefix="harness-overhead-") as temp:
         suite = write_suite(Path(temp), args.runs, args.work)
         for attempt in range(args.repeat):
             for way, executor in ways.items():
-                results = Path(temp) / f"results-{attempt}-{executor}"
-                wall, cpu = launch(suite, results, args.parallel, executor)
-                work = trainer_seconds(results)
-                if len(work) != args.runs:
-                    raise SystemExit(f"{way}: {len(work)} records for {args.runs} runs")
-                rows[way].append((wall, sum(work), cpu))
-        idle, idle_cpu = launch(suite, results, args.parallel, executor)  # everything done: nothing to run
+                many = measure(suite, Path(temp) / f"{attempt}-{executor}-all", args.parallel, executor, args.runs)
+                one = measure(suite, Path(temp) / f"{attempt}-{executor}-one", args.parallel, executor, 1,
+                              "--filter", "seed=0")
+                measured[way].append(many + one)
+        idle = launch(suite, Path(temp) / f"{attempt}-{executor}-all", args.parallel, executor)  # nothing to run
     table, overhead = [], {}
-    for way, measured in rows.items():
-        wall, work, cpu = (statistics.median(m[i] for m in measured) for i in range(3))
-        overhead[way] = (wall * args.parallel - work) / args.runs
-        table.append([way, args.runs, args.parallel, f"{wall:.1f}", f"{work:.1f}", f"{work / args.runs:.2f}",
-                      f"{overhead[way]:.2f}", f"{(cpu - args.runs * args.work) / args.runs:.2f}"])
-    print(f"{args.runs} runs of {args.work:g} CPU s each, {args.parallel} at once, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}; median of {args.repeat} launch(es) per way")
-    print(tabulate(table, headers=["way", "runs", "at once", "wall s", "trainers s", "trainer s per run",
-                                   "overhead s per run", "CPU s beyond the work per run"], tablefmt="github"))
-    print(f"`harness run` with nothing to run (start, plan, report; in every launch): {idle:.1f} s, {idle_cpu:.1f} CPU s")
+    n, p = args.runs, args.parallel
+    for way, rounds in measured.items():
+        wall, cpu, work, wall_1, cpu_1, work_1 = (statistics.median(r[i] for r in rounds) for i in range(6))
+        overhead[way] = (wall * p - work) / n
+        marginal = ((wall - wall_1) * p - (work - work_1)) / (n - 1)
+        cpu_marginal = (cpu - cpu_1) / (n - 1) - args.work
+        table.append([way, n, p, f"{wall:.1f}", f"{work:.1f}", f"{overhead[way]:.2f}", f"{marginal:.2f}",
+                      f"{wall_1 - work_1 - marginal:.1f}", f"{cpu_marginal:.2f}", f"{cpu_1 - args.work - cpu_marginal:.1f}"])
+    print(f"{n} runs of {args.work:g} CPU s each, {p} at once, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.2f}; median of {args.repeat} launch(es) per way")
+    print(tabulate(table, tablefmt="github", headers=[
+        "way", "runs", "at once", "wall s", "trainers s", "overhead s per run", "of it: s each run adds",
+        "s each launch adds", "CPU s each run adds", "CPU s each launch adds"]))
+    print(f"overhead per run: (wall x at once - trainers) / runs; each run adds: the same between this launch and "
+          f"a one-run launch; `harness run` with nothing to run (start, plan, report): {idle[0]:.1f} s, "
+          f"{idle[1]:.1f} CPU s")
     if len(overhead) == 2:
         (slow_way, slow), (fast_way, fast) = sorted(overhead.items(), key=lambda item: -item[1])
         ratio = f" = {slow / fast:.1f}x" if fast > 0 else ""
