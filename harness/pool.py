@@ -97,6 +97,17 @@ def sigint_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
+@contextmanager
+def signals_held():
+    """SIGINT and SIGTERM wait while a message is read or written: the KeyboardInterrupt they
+    raise here must not leave half a message on the socket."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 class Pool:
     def __init__(self, folder: Path, max_requeues: int):
         folder.mkdir(parents=True, exist_ok=True)
@@ -134,12 +145,14 @@ class Pool:
         run.starts += 1
         run.pid, run.started, run.signalled = None, None, False
         payload = pickle.dumps(run.request, protocol=pickle.HIGHEST_PROTOCOL)
-        self.conn.send(("run", run.key, (str(run.stdout), str(run.stderr), payload)))
+        with signals_held():
+            self.conn.send(("run", run.key, (str(run.stdout), str(run.stderr), payload)))
 
     def signal(self, run: PoolRun | None, signum: int) -> None:
         """``signum`` to a run's process (None: to every run's), if it still runs."""
         try:
-            self.conn.send(("signal", None if run is None else run.key, signum))
+            with signals_held():
+                self.conn.send(("signal", None if run is None else run.key, signum))
         except OSError:
             pass  # the server is gone; wait() says so
 
@@ -156,11 +169,12 @@ class Pool:
             self._enforce_limits(now)
             wait = min(deadline - now, self._next_limit(now))
             try:
-                ready = self.conn.poll(max(0.0, wait))
+                ready = self.conn.poll(max(0.0, wait))  # Ctrl-C interrupts the waiting
                 ended = []
-                while ready:
-                    ended += self._handle(self.conn.recv())
-                    ready = self.conn.poll(0)
+                with signals_held():
+                    while ready:
+                        ended += self._handle(self.conn.recv())
+                        ready = self.conn.poll(0)
             except (EOFError, OSError):
                 raise PoolError(f"the fork server died: {self.last_words()}") from None
             if ended or time.monotonic() >= deadline:

@@ -229,6 +229,25 @@ overrides:
                 assert a["cuda_visible_devices"] != b["cuda_visible_devices"]
 
 
+def test_kill_of_the_launcher_stops_every_run_at_a_checkpoint_with_one_line(tmp_path):
+    suite = probe_suite(tmp_path, grid="  step_s: [0.1]\n  steps: [100000]\n")
+    suite.write_text(suite.read_text().replace("seed: [0]", "seed: [0, 1]"))
+    results = tmp_path / "results"
+    launcher = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(suite), "--quiet"], cwd=tmp_path,
+                                env={**os.environ, "HARNESS_RESULTS": str(results)}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_until(lambda: len(list(results.glob("probe/*/running.json"))) == 2, 120, "both runs to start")
+        time.sleep(1)
+        launcher.terminate()  # `kill PID`: the launcher alone
+        _, err = launcher.communicate(timeout=120)
+    finally:
+        launcher.kill()
+    assert launcher.returncode == 130, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3, err
+    assert len(list(results.glob("probe/*/checkpoint.pt"))) == 2 and not list(results.glob("probe/*/running.json"))
+
+
 def test_a_killed_launcher_leaves_no_run_going_and_every_checkpoint_saved(tmp_path):
     suite = probe_suite(tmp_path, grid="  step_s: [0.1]\n  steps: [100000]\n")
     results = tmp_path / "results"
