@@ -549,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="GPUs per run (slurm: --gpus-per-node; local: GPUs of its own among the visible ones)")
     given.add_argument("--cpus", type=int, default=None, metavar="N",
                        help="CPUs per run: torch's and the BLAS thread pools (slurm: --cpus-per-task)")
-    given.add_argument("--mem-gb", type=float, default=None, metavar="GB", help="memory per run (slurm: --mem)")
+    given.add_argument("--mem-gb", type=float, default=None, metavar="GB", help="memory per run (slurm: --mem; not enforced on this machine)")
     given.add_argument("--timeout-min", type=int, default=None, metavar="MIN",
                        help="time limit per run: checkpoint and requeue before it, see --max-requeues (slurm: --time)")
     given.add_argument("--partition", default=None, help="slurm: the partition (default: the cluster's)")

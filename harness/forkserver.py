@@ -82,7 +82,10 @@ class TimeLimit:
 
 
 def run(request: dict) -> None:
-    """In the child: the run's own environment, then its Job."""
+    """In the child: the run's own signals and environment, then its Job."""
+    signal.signal(signal.SIGINT, _ignore)
+    signal.signal(signal.SIGTERM, _ignore)
+    signal.signal(signal.SIGUSR2, TimeLimit(request["limit_s"], request["requeues_left"]))
     cpus = int(request["cpus"])
     os.environ.update({name: str(cpus) for name in THREAD_VARIABLES})  # for what the run loads or starts
     if cpus != 1:  # the pools the server loaded have one thread: torch's is the Job's to size, numpy's BLAS is here
@@ -97,9 +100,6 @@ def run(request: dict) -> None:
         sys.modules["torch"].seed()  # CUDA's are seeded when CUDA starts (in this process, if ever)
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()
-    signal.signal(signal.SIGINT, _ignore)
-    signal.signal(signal.SIGTERM, _ignore)
-    signal.signal(signal.SIGUSR2, TimeLimit(request["limit_s"], request["requeues_left"]))
     request["job"]()
 
 

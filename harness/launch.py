@@ -35,9 +35,8 @@ from harness.store import Store
 from harness.suite import Resources
 
 CLUSTERS = ("local", "debug", "slurm")
-# How local runs get their process: forked from a server that imported torch once, or a
-# fresh Python each through submitit (fork is Linux's: elsewhere submitit's is the default).
-EXECUTORS = ("pool", "submitit")
+# How local runs get their process (`run --executor`): forked from a server that imported torch
+# once, or a fresh Python each through submitit (forking torch is trusted on Linux only).
 DEFAULT_EXECUTOR = "pool" if sys.platform.startswith("linux") else "submitit"
 POLL_SECONDS = 0.5  # local executor: how often finished processes are looked for
 DEFAULT_MAX_REQUEUES = 3  # submitit's max_num_timeout: requeues after a time-out before the run fails
@@ -237,7 +236,7 @@ def launch(specs, store: Store, cluster: str, resources: Resources | Callable, m
            progress: bool = True, max_requeues: int = DEFAULT_MAX_REQUEUES,
            signal_delay_s: int | None = None, executor: str = DEFAULT_EXECUTOR) -> LaunchResult:
     """Dispatch ``specs``; ``resources`` is one Resources for all, or spec -> Resources;
-    ``executor`` says how local runs get their processes (EXECUTORS)."""
+    ``executor`` says how local runs get their processes: "pool" or "submitit"."""
     specs = list(specs)
     resources_of = resources if callable(resources) else (lambda spec, r=resources: r)
     launch_id = new_launch_id()
