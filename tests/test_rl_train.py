@@ -56,7 +56,7 @@ def test_two_identical_runs_give_the_same_record(reference, one_torch_thread):
     assert metrics["success"] == pytest.approx(sum(metrics["tasks"].values()) / 10)
     timing = again["timing"]
     assert timing["env_steps"] == 1200 and timing["env_steps_per_second"] > 0 and timing["seconds_per_update"] > 0
-    assert again["details"]["resumed_from_step"] is None and again["details"]["peak_gpu_bytes"] is None
+    assert again["details"]["resumed_from_step"] is None and "peak_gpu_bytes" not in again["details"]  # the worker's
 
 
 def test_a_stop_mid_episode_finishes_the_episode_saves_and_resumes_exactly(reference, tmp_path, monkeypatch,

@@ -38,17 +38,15 @@ protocol; device synchronised); ``images_seen``.
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from harness.training import CHECKPOINT_SECONDS, Resumable, StopRequested, make_optimizer, pick_device, synchronize
+from harness.training import (CHECKPOINT_SECONDS, Resumable, StopRequested, derived_seed, load_rng_state,
+                              make_optimizer, pick_device, rng_state, synchronize)
 from harness.multitask import step as steps
 from harness.multitask.batches import DeviceSplit
 from harness.multitask.config import optimizer_options, resolved
@@ -58,14 +56,6 @@ from harness.multitask.optimizers import OPTIMIZERS
 from harness.multitask.tasks import HIGHER, Meter, metric_directions, score
 
 __all__ = ["Trainer", "StopRequested", "CHECKPOINT_SECONDS"]
-
-
-def derived_seed(seed: int, stream: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "little") >> 1
-
-
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 class Trainer(Resumable):
@@ -121,10 +111,11 @@ class Trainer(Resumable):
             "eval_seconds": self.eval_seconds, "epoch_elapsed": self.epoch_elapsed,
             "epoch_seconds": self.epoch_seconds, "history": self.history,
             "best": self.best, "stale": self.stale, "finished": self.finished,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "shuffle_rng": self.shuffle.get_state(), "optimizer_rng": self.generator.get_state(),
+            **rng_state(self.device, self.generators()),
         }
+
+    def generators(self) -> dict:
+        return {"shuffle": self.shuffle, "optimizer": self.generator}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -138,11 +129,7 @@ class Trainer(Resumable):
                      "stale", "finished"):
             setattr(self, name, state[name])
         self.loss_sums = self.loss_sums.to(self.device)
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.shuffle.set_state(state["shuffle_rng"])
-        self.generator.set_state(state["optimizer_rng"])
+        load_rng_state(state, self.device, self.generators())
 
     def where(self) -> str:
         return f"step {self.step} (epoch {self.epoch + 1}, batch {self.position})"
@@ -230,7 +217,7 @@ class Trainer(Resumable):
                 due = time.perf_counter() - last_save >= CHECKPOINT_SECONDS
                 if self.stop_requested or (due and self.position < len(batches)):
                     self._flush_clock(clock)
-                    self._save_or_stop()
+                    self.save_or_stop()
                     clock = last_save = time.perf_counter()  # saving is not training time
             self._flush_clock(clock)
             self.epoch_seconds.append(self.epoch_elapsed)
@@ -240,7 +227,7 @@ class Trainer(Resumable):
             synchronize(self.device)
             self.train_seconds += time.perf_counter() - started - (self.eval_seconds - tested)  # test time apart
             if self.stop_requested or (time.perf_counter() - last_save >= CHECKPOINT_SECONDS and not self.finished):
-                self._save_or_stop()
+                self.save_or_stop()
                 last_save = time.perf_counter()
 
     def _flush_clock(self, clock: float) -> None:
@@ -249,11 +236,6 @@ class Trainer(Resumable):
         elapsed = time.perf_counter() - clock
         self.epoch_elapsed += elapsed
         self.train_seconds += elapsed
-
-    def _save_or_stop(self) -> None:
-        self.save()
-        if self.stop_requested:
-            raise StopRequested(f"stopped at step {self.step}; checkpoint saved")
 
     # -- result ---------------------------------------------------------
 
@@ -304,7 +286,5 @@ class Trainer(Resumable):
                 "shared_parameters": sum(p.numel() for p in self.model.shared_parameters()),
                 "history": self.history,
                 "resumed_from_step": self.resumed_from,
-                "cpu_peak_rss_bytes": peak_rss_bytes(),
-                "peak_gpu_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             },
         }

@@ -30,7 +30,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.multitask.train import derived_seed, peak_rss_bytes
 from harness.rl.benchmarks import BENCHMARKS
 from harness.rl.benchmarks._base import metaworld_version
 from harness.rl.buffer import ReplayBuffer
@@ -38,7 +37,8 @@ from harness.rl.config import alpha_uses_method, optimizer_options, resolved
 from harness.rl.evaluate import evaluate
 from harness.rl.replay_disk import ReplayImage
 from harness.rl.sac import SAC
-from harness.training import CHECKPOINT_SECONDS, Resumable, StopRequested, pick_device, save_atomic, synchronize
+from harness.training import (CHECKPOINT_SECONDS, Resumable, StopRequested, derived_seed, load_rng_state, pick_device,
+                              rng_state, save_atomic, synchronize)
 
 __all__ = ["Trainer", "StopRequested", "CHECKPOINT_SECONDS"]
 
@@ -92,9 +92,11 @@ class Trainer(Resumable):
             "config": self.config, "finished": False, "step": self.step, "updates": self.updates, "saves": self.saves,
             "curve": self.curve, "clocks": dict(self.clocks), "agent": self.agent.state_dict(),
             "buffer": self.buffer.state_dict(), "envs": self.envs.state_dict(),
-            "noise_rng": self.noise.get_state(), "method_rng": self.method_generator.get_state(),
-            "explore_rng": self.explore.bit_generator.state, "sampler_rng": self.sampler.bit_generator.state,
+            **rng_state(self.device, self.generators()),
         }
+
+    def generators(self) -> dict:
+        return {"noise": self.noise, "method": self.method_generator, "explore": self.explore, "sampler": self.sampler}
 
     def load_state_dict(self, state: dict) -> None:
         if state["config"] != self.config:
@@ -111,10 +113,7 @@ class Trainer(Resumable):
         self.buffer.load_rows(self.image.read(self.buffer.size))
         self.agent.load_state_dict(state["agent"])
         self.envs.load_state_dict(state["envs"])
-        self.noise.set_state(state["noise_rng"])
-        self.method_generator.set_state(state["method_rng"])
-        self.explore.bit_generator.state = state["explore_rng"]
-        self.sampler.bit_generator.state = state["sampler_rng"]
+        load_rng_state(state, self.device, self.generators())
         self.step, self.updates, self.saves = state["step"], state["updates"], state["saves"]
         self.curve, self.clocks = state["curve"], dict(state["clocks"])
 
@@ -143,10 +142,8 @@ class Trainer(Resumable):
         while self.step < self.total_steps:
             self._evaluate_if_due()
             if self.stop_requested or time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
-                self.save()
+                self.save_or_stop()
                 last_save = time.perf_counter()
-                if self.stop_requested:
-                    raise StopRequested(f"stopped at {self.where()}; checkpoint saved")
             started = time.perf_counter()
             self._episode()
             self.agent.end_episode()
@@ -230,8 +227,6 @@ class Trainer(Resumable):
             },
             "details": {
                 "device": str(self.device),
-                "peak_gpu_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
-                "cpu_peak_rss_bytes": peak_rss_bytes(),
                 "resumed_from_step": self.resumed_from,
                 "tasks": list(self.envs.tasks),
                 "metaworld": metaworld_version(),
