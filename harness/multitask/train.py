@@ -23,6 +23,9 @@ better for the depth errors), as the official code saves a model per metric.
 
 - ``average``: test average at ``best_epoch``; ``tasks``: {metric: test value}, at
   ``best_epoch`` or, for per-metric selection, each at ``best_epochs[metric]``;
+- ``example_scores`` (classification-only datasets: Multi-MNIST, CelebA): each test image's
+  share of tasks predicted right (%) at ``best_epoch``, in test-split order; their mean is
+  ``average`` (the samples the report's per-run intervals use);
 - ``val_average``, ``val_tasks``: validation at ``best_epoch``; ``best_epoch`` (1-based);
 - ``epochs``: epochs trained (fewer than configured after early stopping);
 - per-metric selection only: ``best_epochs``, ``tasks_at_best_epoch`` (test at ``best_epoch``).
@@ -89,7 +92,9 @@ class Trainer(Resumable):
         self.train_seconds, self.eval_seconds, self.epoch_elapsed = 0.0, 0.0, 0.0
         self.epoch_seconds: list[float] = []
         self.history: list[dict] = []
-        self.best = {"average": {"val": -math.inf, "epoch": 0, "val_metrics": None, "test": None}}
+        self.best = {"average": {"val": -math.inf, "epoch": 0, "val_metrics": None, "test": None,
+                                 "example_scores": None}}
+        self.scored_examples: list[float] | None = None  # per test image, of the last test scoring
         if dataset.selection == "per_metric":
             self.best.update({name: {"val": -math.inf if d == HIGHER else math.inf, "epoch": 0, "test": None}
                               for name, d in self.directions.items()})
@@ -152,12 +157,15 @@ class Trainer(Resumable):
 
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
+        """The split's metrics; scoring "test" also sets ``scored_examples``."""
         self.model.eval()
-        meter = Meter(self.dataset.tasks)
+        meter = Meter(self.dataset.tasks, per_example=split == "test")
         data = self.data[split]
         for indices in data.ordered_batches(self.config["batch_size"]):
             x, targets = data.batch(indices)
             meter.update(self.model(x)[1], targets)
+        if split == "test":
+            self.scored_examples = meter.example_scores()
         return meter.result()
 
     def end_epoch(self) -> None:
@@ -179,7 +187,7 @@ class Trainer(Resumable):
                 value = val_average if name == "average" else val[name]
                 self.best[name].update({"val": value, "epoch": epoch, "test": test if name == "average" else test[name]})
             if "average" in improved:
-                self.best["average"]["val_metrics"] = val
+                self.best["average"].update({"val_metrics": val, "example_scores": self.scored_examples})
         self.stale = 0 if val_average > previous_best else self.stale + 1
         self.history.append({"epoch": epoch, "step": self.step, "train_losses": mean_losses.tolist(), "val": val,
                              "val_average": val_average})
@@ -244,7 +252,8 @@ class Trainer(Resumable):
         self.train()
         if self.best["average"]["test"] is None:  # validation never gave a number (diverged): test the last state
             self.best["average"].update({"test": self.evaluate("test"), "epoch": self.epoch,
-                                         "val_metrics": self.history[-1]["val"], "val": self.history[-1]["val_average"]})
+                                         "val_metrics": self.history[-1]["val"], "val": self.history[-1]["val_average"],
+                                         "example_scores": self.scored_examples})
         average = self.best["average"]
         metrics = {
             "average": score(average["test"], self.directions),
@@ -254,6 +263,8 @@ class Trainer(Resumable):
             "best_epoch": average["epoch"],
             "epochs": self.epoch,
         }
+        if average.get("example_scores") is not None:
+            metrics["example_scores"] = average["example_scores"]
         if self.dataset.selection == "per_metric":
             metrics["tasks_at_best_epoch"] = metrics["tasks"]
             metrics["tasks"] = {name: self.best[name]["test"] for name in self.directions}
