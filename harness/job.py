@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime
 import math
-import numbers
 import os
 import platform
 import resource
@@ -99,7 +98,8 @@ def gpu_peak_bytes() -> int | None:
 
 
 def _number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (what a JSON record holds; numpy scalars other than float64 are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def contract_problem(family, result) -> str | None:

@@ -45,6 +45,8 @@ import os
 import time
 from pathlib import Path
 
+import numpy
+
 GOOD = {"accuracy": 50.0, "correct": [0.0, 100.0, 50.0, 50.0], "miou": 40.0, "val_accuracy": 60.0}
 CASES = {
     "good": GOOD,
@@ -52,6 +54,7 @@ CASES = {
     "missing": {k: v for k, v in GOOD.items() if k != "accuracy"},
     "nan": {**GOOD, "accuracy": float("nan")},
     "text": {**GOOD, "accuracy": "50"},
+    "numpy_scalar": {**GOOD, "accuracy": numpy.float32(50.0)},  # no JSON number
     "no_samples": {k: v for k, v in GOOD.items() if k != "correct"},
     "fractions": {**GOOD, "correct": [0.0, 1.0, 0.5, 0.5]},  # a % metric's samples as 0/1
     "not_the_mean": {**GOOD, "correct": [0.0, 100.0, 100.0, 100.0]},
@@ -133,6 +136,7 @@ BROKEN = {
     "missing": "metrics.accuracy is missing",
     "nan": "metrics.accuracy is nan, not a finite number",
     "text": "metrics.accuracy is '50', not a finite number",
+    "numpy_scalar": "metrics.accuracy is np.float32(50.0), not a finite number",
     "no_samples": "metrics.correct (the samples of accuracy) is missing",
     "fractions": "metrics.accuracy is 50.0, but the mean of its 4 samples metrics.correct is 0.5",
     "not_the_mean": "metrics.accuracy is 50.0, but the mean of its 4 samples metrics.correct is 75.0",
