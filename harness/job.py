@@ -1,7 +1,12 @@
 """What a worker runs for one RunSpec: train, evaluate, write exactly one record.
 
 A failure inside the run becomes a record with status "failed" (exception and
-traceback), never an exception that could take other runs down.
+traceback), never an exception that could take other runs down. So does a trainer that
+breaks the metrics contract (``contract_problem``): a done record always holds every
+declared metric, finite, within its bounds, and the mean of its samples.
+
+The worker measures the run's memory itself, once: the process's peak RSS and, when the
+run used CUDA, the peak bytes torch allocated on the GPU (reset before the trainer starts).
 """
 from __future__ import annotations
 
@@ -21,11 +26,18 @@ from pathlib import Path
 import submitit
 
 import harness
+from harness import HarnessError
 from harness.api import load_target
 from harness.spec import RunSpec
 from harness.store import Store
 
 CHECKPOINT = "checkpoint.pt"
+ALREADY_DONE = "already done by another worker"
+SAMPLES_TOLERANCE = 1e-9  # relative: the samples' mean and the number differ by float rounding only
+
+
+class MetricsContractError(HarnessError):
+    """A trainer returned metrics its family's declaration does not allow."""
 
 
 def now() -> str:
@@ -64,6 +76,67 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
+def _cuda():
+    """torch.cuda when torch is loaded and CUDA was started in this process, else None."""
+    torch = sys.modules.get("torch")
+    return torch.cuda if torch is not None and torch.cuda.is_initialized() else None
+
+
+def reset_gpu_peak() -> None:
+    cuda = _cuda()
+    for device in range(cuda.device_count() if cuda else 0):
+        cuda.reset_peak_memory_stats(device)
+
+
+def gpu_peak_bytes() -> int | None:
+    """The most bytes torch had allocated at once on any GPU since ``reset_gpu_peak``; None
+    when the run never started CUDA."""
+    cuda = _cuda()
+    if cuda is None:
+        return None
+    return max((cuda.max_memory_allocated(device) for device in range(cuda.device_count())), default=None)
+
+
+def _number(value) -> bool:
+    """A finite int or float (what a JSON record holds; numpy scalars other than float64 are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def contract_problem(family, result) -> str | None:
+    """How a trainer's result breaks the family's metrics contract (harness.api), or None:
+    every declared metric and validation metric is a finite number within its bounds; a
+    metric's samples are a list of finite numbers within its bounds whose mean is the
+    number (absent only where the metric says ``samples_required=False``)."""
+    if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+        return f"run() returned {type(result).__name__}, not a dict with metrics, timing and details"
+    metrics = result["metrics"]
+    for metric in (*family.metrics, *family.validation):
+        name, value, bounds = metric.name, metrics.get(metric.name), metric.bounds
+        if name not in metrics:
+            return f"metrics.{name} is missing"
+        if not _number(value):
+            return f"metrics.{name} is {value!r}, not a finite number"
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            return f"metrics.{name} is {value!r}, outside its bounds [{bounds[0]:g}, {bounds[1]:g}]"
+        if not metric.samples:
+            continue
+        samples = metrics.get(metric.samples)
+        if samples is None:
+            if metric.samples_required:
+                return f"metrics.{metric.samples} (the samples of {name}) is missing"
+            continue
+        if not isinstance(samples, list) or not samples or not all(map(_number, samples)):
+            return f"metrics.{metric.samples} (the samples of {name}) must be a non-empty list of finite numbers"
+        if bounds is not None and not bounds[0] <= min(samples) <= max(samples) <= bounds[1]:
+            return (f"metrics.{metric.samples} (the samples of {name}) go from {min(samples):g} to "
+                    f"{max(samples):g}, outside its bounds [{bounds[0]:g}, {bounds[1]:g}]")
+        mean = math.fsum(samples) / len(samples)
+        if not math.isclose(mean, value, rel_tol=SAMPLES_TOLERANCE, abs_tol=SAMPLES_TOLERANCE):
+            return (f"metrics.{name} is {value!r}, but the mean of its {len(samples)} samples "
+                    f"metrics.{metric.samples} is {mean!r} (the number must be their mean)")
+    return None
+
+
 class Job(submitit.helpers.Checkpointable):
     """A picklable callable for submitit: ``Job(spec, results_root, threads)()``.
 
@@ -72,13 +145,19 @@ class Job(submitit.helpers.Checkpointable):
     submitit's own handler requeues this same callable, which resumes from it.
     """
 
-    devices: str | None = None  # class default: Jobs pickled before this attribute existed
+    devices: str | None = None  # class defaults: Jobs pickled before these attributes existed
+    replaces: str | None = None
 
-    def __init__(self, spec: RunSpec, results_root: str, threads: int | None = None, devices: str | None = None):
+    def __init__(self, spec: RunSpec, results_root: str, threads: int | None = None, devices: str | None = None,
+                 replaces: str | None = None):
         self.spec = spec
         self.results_root = str(results_root)
         self.threads = threads
         self.devices = devices  # CUDA_VISIBLE_DEVICES for this run (local pinning); None = as inherited
+        # A forced rerun: the "finished" stamp of the done record it is meant to replace. Any
+        # other valid done record found once the run's lock is held was written by another
+        # worker since this run was planned: the run is not trained again.
+        self.replaces = replaces
 
     def __call__(self) -> dict:
         if self.devices is not None:  # before CUDA starts in this process
@@ -90,6 +169,10 @@ class Job(submitit.helpers.Checkpointable):
         lock = store.hold_running(run_id, marker)
         if lock is None:
             raise RuntimeError(f"run {run_id} is already running in another worker (its lock is held)")
+        if self._done_by_another(store):
+            store.release_running(run_id, lock)
+            print(f"run {run_id}: {ALREADY_DONE}; not trained again", flush=True)
+            return {"run_id": run_id, "status": "done", "skipped": ALREADY_DONE}
         try:
             started, clock = now(), time.perf_counter()
             with RunLog(log_path, lambda info: store.update_running(run_id, {**marker, **info})) as log:
@@ -111,6 +194,18 @@ class Job(submitit.helpers.Checkpointable):
             store.release_running(run_id, lock)
         return {"run_id": run_id, "status": record["status"]}
 
+    def _done_by_another(self, store: Store) -> bool:
+        """Whether a valid done record of this run, other than the one a forced rerun
+        replaces, is there (read with the lock held: no worker can be writing one)."""
+        try:
+            from harness import plugins
+
+            plugins.activate(self.spec.plugins)  # a plugin family's records are checked by its declaration
+            record, _ = store.read_record(self.spec.run_id, self.spec.config, self.spec.family)
+        except Exception:  # a broken plugin: the run itself records why it cannot start
+            return False
+        return record is not None and record["status"] == "done" and record.get("finished") != self.replaces
+
     def _run(self, log, checkpoint: Path) -> dict:
         device = self.spec.config.get("device")
         code = None
@@ -125,22 +220,29 @@ class Job(submitit.helpers.Checkpointable):
             trainer_class = load_target(family.trainer)
             if self.threads and "torch" in sys.modules:  # in-process (debug); workers got OMP_NUM_THREADS
                 sys.modules["torch"].set_num_threads(self.threads)
+            reset_gpu_peak()
             with stop_on_signals(log) as stop:  # before the trainer loads data: no signal is lost
                 trainer = stop.attach(trainer_class(self.spec.config, checkpoint=checkpoint, log=log))
                 result = trainer.run()
+            problem = contract_problem(family, result)
+            if problem:
+                raise MetricsContractError(f"{family.trainer} broke the metrics contract: {problem}")
             status, error = "done", None
         except Exception as exc:  # a failed run is recorded, not raised
             log(f"FAILED: {type(exc).__name__}: {exc}")
             result = {"metrics": {}, "timing": {}, "details": {}}
             status = "failed"
             error = {"type": type(exc).__name__, "message": str(exc), "traceback": traceback.format_exc()}
-        details = result.pop("details")
+        details = result.pop("details", None) or {}
+        used_cpu = str(details.get("device") or device).startswith("cpu")
         return {
             "status": status,
             "curve": result.pop("curve", None),
+            "timing": {},
             **result,
             "components": code,
-            "memory": {"cpu_peak_rss_bytes": peak_rss_bytes(), "gpu_peak_allocated_bytes": details.get("peak_gpu_bytes")},
+            "memory": {"cpu_peak_rss_bytes": peak_rss_bytes(),
+                       "gpu_peak_allocated_bytes": None if used_cpu else gpu_peak_bytes()},
             "env": environment(details.get("device", device)),
             "details": details,
             "error": error,

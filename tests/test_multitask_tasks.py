@@ -40,6 +40,23 @@ def test_metrics_accumulate_over_batches_like_one_pass():
     assert result["depth_rel_error"] == pytest.approx((1 / 2 + 2 / 4 + 0) / 3)
 
 
+def test_per_example_scores_are_each_images_share_of_tasks_right_and_average_to_the_mean_accuracy():
+    other = Task("other", "classification", 4)
+    outputs = {"digit": one_hot_log(torch.tensor([0, 1, 2]), 4), "other": one_hot_log(torch.tensor([1, 1, 3]), 4)}
+    truth = {"digit": torch.tensor([0, 3, 2]), "other": torch.tensor([1, 2, 0])}
+    meter = Meter((CLS, other), per_example=True)
+    for part in (slice(0, 2), slice(2, 3)):
+        meter.update({k: v[part] for k, v in outputs.items()}, {k: v[part] for k, v in truth.items()})
+    assert meter.example_scores() == [100.0, 0.0, 50.0]  # in split order, across batches
+    result = meter.result()
+    assert sum(meter.example_scores()) / 3 == pytest.approx((result["digit"] + result["other"]) / 2)
+    assert Meter((CLS, other)).example_scores() is None  # only when asked (the test split)
+    mixed = Meter((CLS, SEG), per_example=True)  # mIoU is no mean over images: no per-image scores
+    mixed.update({"digit": outputs["digit"][:1], "seg": one_hot_log(torch.tensor([[[0, 1]]]), 3)},
+                 {"digit": truth["digit"][:1], "seg": torch.tensor([[[0, 1]]])})
+    assert mixed.example_scores() is None
+
+
 def test_losses():
     seg_out = one_hot_log(torch.tensor([[[0, 1]]]), 3)
     expected = -(seg_out[0, 0, 0, 0] + seg_out[0, 2, 0, 1]) / 2

@@ -32,7 +32,12 @@ def test_short_training_with_unitary_beats_chance_on_both_digits():
     assert metrics["tasks"]["left"] > 60 and metrics["tasks"]["right"] > 60  # chance is 10%
     assert metrics["average"] == pytest.approx((metrics["tasks"]["left"] + metrics["tasks"]["right"]) / 2)
     assert 1 <= metrics["best_epoch"] <= 4 and metrics["epochs"] == 4
-    assert set(metrics) == {"average", "tasks", "val_average", "val_tasks", "best_epoch", "epochs"}
+    assert set(metrics) == {"average", "tasks", "val_average", "val_tasks", "best_epoch", "epochs", "example_scores"}
+    # each test image's share of digits right, in test order: their mean is the average
+    scores = metrics["example_scores"]
+    assert len(scores) == 1000 and set(scores) <= {0.0, 50.0, 100.0} and 0.0 in scores and 100.0 in scores
+    assert math.fsum(scores) / len(scores) == pytest.approx(metrics["average"], rel=1e-12)
+    assert "cpu_peak_rss_bytes" not in result["details"] and "peak_gpu_bytes" not in result["details"]  # the worker's
     assert len(timing["epoch_seconds"]) == 4
     assert timing["seconds_per_step"] == pytest.approx(sum(timing["epoch_seconds"]) / timing["steps"])
     assert result["details"]["directions"] == {"left": "higher", "right": "higher"}

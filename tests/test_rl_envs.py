@@ -93,6 +93,46 @@ def test_evaluation_counts_success_at_any_step(envs, monkeypatch):
 
     real_step = envs.step
     monkeypatch.setattr(envs, "step", Scripted())
-    result = evaluate(envs, StillActor(), episodes=2, device=torch.device("cpu"))
+    result = evaluate(envs, StillActor(), envs.goal_sweep(2, np.random.default_rng(0)), device=torch.device("cpu"))
     assert list(result) == list(envs.tasks)
     assert result["reach-v3"] == 0.0 and all(value == 100.0 for task, value in result.items() if task != "reach-v3")
+
+
+def test_the_goal_sweep_starts_at_the_training_goal_and_visits_distinct_goals(envs):
+    sweep = envs.goal_sweep(5, np.random.default_rng(3))
+    assert sweep == envs.goal_sweep(5, np.random.default_rng(3))  # fixed by the seed
+    assert len(sweep) == envs.num_tasks and all(len(goals) == 5 == len(set(goals)) for goals in sweep)
+    assert [goals[0] for goals in sweep] == envs.training_goals
+    assert all(0 <= index < 50 for goals in sweep for index in goals)
+    assert len(envs.goal_sweep(50, np.random.default_rng(3))[0]) == 50  # metaworld's 50 goals: each once
+
+
+def test_evaluation_sees_the_swept_goals_and_leaves_training_as_it_was(envs):
+    import torch
+
+    class Recorder:
+        """Still actions; notes the goal (last 3 observation entries) of each episode's first step."""
+
+        def __init__(self):
+            self.goals, self.t = [], 0
+
+        def mean_action(self, obs):
+            if self.t % HORIZON == 0:
+                self.goals.append(np.asarray(obs, dtype=np.float64)[:, -3:])  # float32, as the actor sees it
+            self.t += 1
+            return torch.zeros(len(obs), 4)
+
+    rng = np.random.default_rng(0)
+    actions = rng.uniform(-1, 1, size=(HORIZON, envs.num_tasks, envs.action_dim))
+    before = episode(envs, actions)
+    recorder = Recorder()
+    sweep = envs.goal_sweep(3, np.random.default_rng(1))
+    evaluate(envs, recorder, sweep, device=torch.device("cpu"))
+    first, second, third = recorder.goals
+    assert np.allclose(first, before[0][0][:, -3:], atol=1e-6)  # episode 0: the training goal
+    assert all((~np.isclose(second[i], first[i])).any() for i in range(envs.num_tasks))  # then other goals
+    assert all((~np.isclose(third[i], second[i])).any() for i in range(envs.num_tasks))
+    assert all(map(np.array_equal, envs.current_goals(), envs.goals))  # the training goals are back
+    after = episode(envs, actions)
+    for a, b in zip(before, after):
+        assert np.array_equal(a, b)  # and a training episode is what it was

@@ -84,6 +84,8 @@ def test_bad_combinations_are_found_before_dispatch():
     assert "use 150 or 300" in combination_problem({**base, "eval_every": 200})
     assert "shorter than one episode" in combination_problem({**base, "steps": 100})
     assert "500 steps at most" in combination_problem({**base, "horizon": 501, "eval_every": 501})
+    assert "more than the 50 goals" in combination_problem({**base, "eval_episodes": 51})
+    assert combination_problem({**base, "eval_episodes": 50}) is None
     assert config_problem({**base, "eval_every": 200}, "local", 0).startswith("eval_every")
     import torch
 

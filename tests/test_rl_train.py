@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("metaworld")
@@ -56,7 +57,48 @@ def test_two_identical_runs_give_the_same_record(reference, one_torch_thread):
     assert metrics["success"] == pytest.approx(sum(metrics["tasks"].values()) / 10)
     timing = again["timing"]
     assert timing["env_steps"] == 1200 and timing["env_steps_per_second"] > 0 and timing["seconds_per_update"] > 0
-    assert again["details"]["resumed_from_step"] is None and again["details"]["peak_gpu_bytes"] is None
+    assert again["details"]["resumed_from_step"] is None and "peak_gpu_bytes" not in again["details"]  # the worker's
+
+
+def training_of(result: dict) -> dict:
+    details = result["details"]
+    return {"last_losses": details["last_losses"], "temperature": details["temperature"],
+            "updates": result["timing"]["updates"]}
+
+
+@pytest.mark.parametrize("score_evaluations", [2, 1])
+def test_the_score_averages_the_last_evaluations_and_validation_the_last_training_episodes(
+        reference, monkeypatch, one_torch_thread, score_evaluations):
+    """Scripted evaluations and training successes; with score_evaluations 1 the score is the
+    final evaluation's (the paper's). Evaluating (the reference did, on 10 goals) never
+    changes training."""
+    calls = iter(range(4))  # evaluation i gives task t a success of 10 i + t
+    monkeypatch.setattr(rl_train, "evaluate", lambda envs, actor, goals, device:
+                        dict(zip(envs.tasks, (10.0 * next(calls) + np.arange(envs.num_tasks)).tolist())))
+    trainer = Trainer({**TINY, "score_evaluations": score_evaluations, "train_success_episodes": 4}, log=quiet)
+    real_step, steps = trainer.envs.step, iter(range(TINY["steps"]))
+
+    def step(actions):  # env t succeeds at the 5th step of training episode e when (e + t) % 3 == 0
+        obs, reward, _ = real_step(actions)
+        episode, at = divmod(next(steps), TINY["horizon"])
+        return obs, reward, np.array([float(at == 5 and (episode + t) % 3 == 0) for t in range(10)])
+
+    monkeypatch.setattr(trainer.envs, "step", step)
+    result = trainer.run()
+    metrics = result["metrics"]
+    assert [point["step"] for point in metrics["curve"]] == [0, 40, 80, 120]
+    last = [[10.0 * i + t for t in range(10)] for i in (2, 3)][-score_evaluations:]
+    assert list(metrics["tasks"].values()) == [float(np.mean(column)) for column in zip(*last)]
+    assert metrics["success"] == pytest.approx(np.mean(last))
+    assert result["details"]["scored_steps"] == [80, 120][-score_evaluations:]
+    if score_evaluations == 1:
+        final = metrics["curve"][-1]
+        assert metrics["success"] == final["success"] and metrics["tasks"] == final["tasks"]
+    # the last 4 of the 6 training episodes
+    expected = [100.0 * np.mean([(e + t) % 3 == 0 for e in range(2, 6)]) for t in range(10)]
+    assert list(metrics["train_tasks"].values()) == expected
+    assert metrics["train_success"] == pytest.approx(np.mean(expected))
+    assert training_of(result) == training_of(reference)
 
 
 def test_a_stop_mid_episode_finishes_the_episode_saves_and_resumes_exactly(reference, tmp_path, monkeypatch,

@@ -17,6 +17,10 @@ FAMILY = Family(
     metrics=(Metric("accuracy", "higher", "%", samples="episode_accuracies", samples_name="episodes",
                     help="mean accuracy over the fixed test episodes",
                     # the test episodes are a function of these (and of the split, ways, shots)
-                    shared_by=("dataset", "ways", "shots", "test_episodes", "test_queries", "eval_seed")),),
+                    shared_by=("dataset", "ways", "shots", "test_episodes", "test_queries", "eval_seed"),
+                    bounds=(0, 100)),),
+    validation=(Metric("val_accuracy", "higher", "%", bounds=(0, 100),
+                       help="mean accuracy over the validation episodes at the selected step"),),
+    paired_by=None,  # seeds share only their test episodes (the metric's shared_by)
     check="harness.fewshot.checks:run_problem",
 )

@@ -35,15 +35,8 @@ from harness.fewshot.episodes import EpisodeSampler, episode_seed, fixed_episode
 from harness.fewshot.evaluate import evaluate
 from harness.fewshot.heads import HEADS
 from harness.fewshot.methods import METHODS
-from harness.training import (
-    CHECKPOINT_SECONDS,
-    Resumable,
-    StopRequested,
-    make_optimizer,
-    pick_device,
-    synchronize,
-)
-
+from harness.training import (CHECKPOINT_SECONDS, Resumable, load_rng_state, make_optimizer, pick_device, rng_state,
+                              synchronize)
 
 def use_bf16(config: dict, device: torch.device) -> bool:
     if config["precision"] == "auto":
@@ -165,11 +158,11 @@ class Trainer(Resumable):
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "step": self.step, "images_seen": self.images_seen, "train_seconds": self.train_seconds,
             "best": self.best, "stale": self.stale, "finished_training": self.finished_training, "curve": self.curve,
-            "numpy_rng": self.rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "augmentation_rng": self.augmentation.get_state() if self.augmentation is not None else None,
+            **rng_state(self.device, self.generators()),
         }
+
+    def generators(self) -> dict:
+        return {"numpy": self.rng, "augmentation": self.augmentation}
 
     def load_state_dict(self, state: dict) -> None:
         self.method.load_state_dict(state["method"])
@@ -179,12 +172,7 @@ class Trainer(Resumable):
         self.step, self.images_seen, self.train_seconds = state["step"], state["images_seen"], state["train_seconds"]
         self.best, self.stale, self.finished_training = state["best"], state["stale"], state["finished_training"]
         self.curve = state.get("curve", [])
-        self.rng.bit_generator.state = state["numpy_rng"]
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        if self.augmentation is not None:
-            self.augmentation.set_state(state["augmentation_rng"])
+        load_rng_state(state, self.device, self.generators())
 
     # -- training -------------------------------------------------------
 
@@ -271,11 +259,9 @@ class Trainer(Resumable):
             self.finished_training = not keep_going or self.step >= config["steps"]
             synchronize(self.device)
             self.train_seconds += time.perf_counter() - started
-            if self.stop_requested:
-                self.save()
-                raise StopRequested(f"stopped at step {self.step}; checkpoint saved")
-            if time.perf_counter() - last_save >= CHECKPOINT_SECONDS and not self.finished_training:
-                self.save()
+            due = time.perf_counter() - last_save >= CHECKPOINT_SECONDS and not self.finished_training
+            if self.stop_requested or due:
+                self.save_or_stop()
                 last_save = time.perf_counter()
 
     def run(self) -> dict:
@@ -315,6 +301,5 @@ class Trainer(Resumable):
                 "resumed_from_step": self.resumed_from,
                 "train_split_on_device": self.splits["train"].on_device,
                 "bf16": self.bf16,
-                "peak_gpu_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             },
         }

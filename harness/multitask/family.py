@@ -14,7 +14,14 @@ FAMILY = Family(
     plan_columns=("dataset", "method", "seed"),
     label="{dataset} {method} seed {seed}",
     trainer="harness.multitask.train:Trainer",
-    metrics=(Metric("average", "higher", "%", help="mean of the higher-is-better task metrics, at the best validation epoch"),),
+    metrics=(Metric("average", "higher", "%", samples="example_scores", samples_name="images",
+                    help="mean of the higher-is-better task metrics, at the best validation epoch",
+                    shared_by=("dataset",),  # the test split is the dataset's
+                    bounds=(0, 100),
+                    samples_required=False),),  # Multi-MNIST, CelebA: per test image; Cityscapes' mIoU has none
+    validation=(Metric("val_average", "higher", "%", bounds=(0, 100),
+                       help="the validation average at the selected epoch"),),
+    paired_by=("dataset", "batch_size", "train_images"),  # with the seed: the same batches in the same order
     report="harness.multitask.report:build",
     report_formats=("markdown", "csv", "latex", "json"),
     check="harness.training:device_problem",

@@ -15,6 +15,10 @@ Metrics, accumulated over a whole split (not averaged over batches):
 | ``<task>_pixel_accuracy`` | segmentation   | labelled pixels predicted right, %        | higher |
 | ``<task>_abs_error``      | depth          | mean abs(pred - true) over measured pixels | lower |
 | ``<task>_rel_error``      | depth          | mean abs(pred - true) / true over them    | lower  |
+
+With ``per_example`` and classification tasks only (Multi-MNIST, CelebA), the meter also
+keeps each image's score, the share of its tasks predicted right in %: their mean is the
+mean of the task accuracies (every task scores every image), the split's ``average``.
 """
 from __future__ import annotations
 
@@ -62,10 +66,12 @@ def task_losses(tasks, outputs: dict, targets: dict) -> torch.Tensor:
 class Meter:
     """Accumulates one split's metrics for every task; ``result()`` -> {metric name: float}."""
 
-    def __init__(self, tasks):
+    def __init__(self, tasks, per_example: bool = False):
         self.tasks = tasks
         self.sums: dict[str, torch.Tensor] = {}  # kept on the device: no synchronisation per batch
         self.counts: dict[str, int] = {}
+        every_image = all(task.kind == "classification" for task in tasks)
+        self.examples: list[torch.Tensor] | None = [] if per_example and every_image else None  # per batch
 
     def _add(self, key: str, value: torch.Tensor) -> None:
         value = value.detach().double()
@@ -73,11 +79,14 @@ class Meter:
 
     @torch.no_grad()
     def update(self, outputs: dict, targets: dict) -> None:
+        right = 0  # per image: how many of its tasks were predicted right
         for task in self.tasks:
             output, target = outputs[task.name], targets[task.name]
             if task.kind == "classification":
-                self._add(f"{task.name}:correct", (output.argmax(1) == target).sum())
+                hits = output.argmax(1) == target
+                self._add(f"{task.name}:correct", hits.sum())
                 self.counts[task.name] = self.counts.get(task.name, 0) + target.numel()
+                right = right + hits.int()
             elif task.kind == "segmentation":
                 labelled = target >= 0
                 pairs = target[labelled] * task.classes + output.argmax(1)[labelled]
@@ -89,6 +98,15 @@ class Meter:
                 self._add(f"{task.name}:abs", (pred - true).abs().sum())
                 self._add(f"{task.name}:rel", ((pred - true).abs() / true).sum())
                 self._add(f"{task.name}:count", measured.sum())
+        if self.examples is not None:
+            self.examples.append(right)
+
+    def example_scores(self) -> list[float] | None:
+        """Each image's score (% of its tasks right), in split order; None without per_example
+        or when some task is not classification."""
+        if self.examples is None:
+            return None
+        return (torch.cat(self.examples).double() * (100 / len(self.tasks))).tolist()
 
     def result(self) -> dict[str, float]:
         sums = {key: value.cpu() for key, value in self.sums.items()}

@@ -23,6 +23,9 @@ better for the depth errors), as the official code saves a model per metric.
 
 - ``average``: test average at ``best_epoch``; ``tasks``: {metric: test value}, at
   ``best_epoch`` or, for per-metric selection, each at ``best_epochs[metric]``;
+- ``example_scores`` (classification-only datasets: Multi-MNIST, CelebA): each test image's
+  share of tasks predicted right (%) at ``best_epoch``, in test-split order; their mean is
+  ``average`` (the samples the report's per-run intervals use);
 - ``val_average``, ``val_tasks``: validation at ``best_epoch``; ``best_epoch`` (1-based);
 - ``epochs``: epochs trained (fewer than configured after early stopping);
 - per-metric selection only: ``best_epochs``, ``tasks_at_best_epoch`` (test at ``best_epoch``).
@@ -38,17 +41,15 @@ protocol; device synchronised); ``images_seen``.
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import resource
-import sys
 import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from harness.training import CHECKPOINT_SECONDS, Resumable, StopRequested, make_optimizer, pick_device, synchronize
+from harness.training import (CHECKPOINT_SECONDS, Resumable, StopRequested, derived_seed, load_rng_state,
+                              make_optimizer, pick_device, rng_state, synchronize)
 from harness.multitask import step as steps
 from harness.multitask.batches import DeviceSplit
 from harness.multitask.config import optimizer_options, resolved
@@ -58,14 +59,6 @@ from harness.multitask.optimizers import OPTIMIZERS
 from harness.multitask.tasks import HIGHER, Meter, metric_directions, score
 
 __all__ = ["Trainer", "StopRequested", "CHECKPOINT_SECONDS"]
-
-
-def derived_seed(seed: int, stream: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{stream}".encode()).digest()[:8], "little") >> 1
-
-
-def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
 class Trainer(Resumable):
@@ -99,7 +92,9 @@ class Trainer(Resumable):
         self.train_seconds, self.eval_seconds, self.epoch_elapsed = 0.0, 0.0, 0.0
         self.epoch_seconds: list[float] = []
         self.history: list[dict] = []
-        self.best = {"average": {"val": -math.inf, "epoch": 0, "val_metrics": None, "test": None}}
+        self.best = {"average": {"val": -math.inf, "epoch": 0, "val_metrics": None, "test": None,
+                                 "example_scores": None}}
+        self.scored_examples: list[float] | None = None  # per test image, of the last test scoring
         if dataset.selection == "per_metric":
             self.best.update({name: {"val": -math.inf if d == HIGHER else math.inf, "epoch": 0, "test": None}
                               for name, d in self.directions.items()})
@@ -121,10 +116,11 @@ class Trainer(Resumable):
             "eval_seconds": self.eval_seconds, "epoch_elapsed": self.epoch_elapsed,
             "epoch_seconds": self.epoch_seconds, "history": self.history,
             "best": self.best, "stale": self.stale, "finished": self.finished,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            "shuffle_rng": self.shuffle.get_state(), "optimizer_rng": self.generator.get_state(),
+            **rng_state(self.device, self.generators()),
         }
+
+    def generators(self) -> dict:
+        return {"shuffle": self.shuffle, "optimizer": self.generator}
 
     def load_state_dict(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -138,11 +134,7 @@ class Trainer(Resumable):
                      "stale", "finished"):
             setattr(self, name, state[name])
         self.loss_sums = self.loss_sums.to(self.device)
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
-        self.shuffle.set_state(state["shuffle_rng"])
-        self.generator.set_state(state["optimizer_rng"])
+        load_rng_state(state, self.device, self.generators())
 
     def where(self) -> str:
         return f"step {self.step} (epoch {self.epoch + 1}, batch {self.position})"
@@ -165,12 +157,15 @@ class Trainer(Resumable):
 
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
+        """The split's metrics; scoring "test" also sets ``scored_examples``."""
         self.model.eval()
-        meter = Meter(self.dataset.tasks)
+        meter = Meter(self.dataset.tasks, per_example=split == "test")
         data = self.data[split]
         for indices in data.ordered_batches(self.config["batch_size"]):
             x, targets = data.batch(indices)
             meter.update(self.model(x)[1], targets)
+        if split == "test":
+            self.scored_examples = meter.example_scores()
         return meter.result()
 
     def end_epoch(self) -> None:
@@ -192,7 +187,7 @@ class Trainer(Resumable):
                 value = val_average if name == "average" else val[name]
                 self.best[name].update({"val": value, "epoch": epoch, "test": test if name == "average" else test[name]})
             if "average" in improved:
-                self.best["average"]["val_metrics"] = val
+                self.best["average"].update({"val_metrics": val, "example_scores": self.scored_examples})
         self.stale = 0 if val_average > previous_best else self.stale + 1
         self.history.append({"epoch": epoch, "step": self.step, "train_losses": mean_losses.tolist(), "val": val,
                              "val_average": val_average})
@@ -230,7 +225,7 @@ class Trainer(Resumable):
                 due = time.perf_counter() - last_save >= CHECKPOINT_SECONDS
                 if self.stop_requested or (due and self.position < len(batches)):
                     self._flush_clock(clock)
-                    self._save_or_stop()
+                    self.save_or_stop()
                     clock = last_save = time.perf_counter()  # saving is not training time
             self._flush_clock(clock)
             self.epoch_seconds.append(self.epoch_elapsed)
@@ -240,7 +235,7 @@ class Trainer(Resumable):
             synchronize(self.device)
             self.train_seconds += time.perf_counter() - started - (self.eval_seconds - tested)  # test time apart
             if self.stop_requested or (time.perf_counter() - last_save >= CHECKPOINT_SECONDS and not self.finished):
-                self._save_or_stop()
+                self.save_or_stop()
                 last_save = time.perf_counter()
 
     def _flush_clock(self, clock: float) -> None:
@@ -250,11 +245,6 @@ class Trainer(Resumable):
         self.epoch_elapsed += elapsed
         self.train_seconds += elapsed
 
-    def _save_or_stop(self) -> None:
-        self.save()
-        if self.stop_requested:
-            raise StopRequested(f"stopped at step {self.step}; checkpoint saved")
-
     # -- result ---------------------------------------------------------
 
     def run(self) -> dict:
@@ -262,7 +252,8 @@ class Trainer(Resumable):
         self.train()
         if self.best["average"]["test"] is None:  # validation never gave a number (diverged): test the last state
             self.best["average"].update({"test": self.evaluate("test"), "epoch": self.epoch,
-                                         "val_metrics": self.history[-1]["val"], "val": self.history[-1]["val_average"]})
+                                         "val_metrics": self.history[-1]["val"], "val": self.history[-1]["val_average"],
+                                         "example_scores": self.scored_examples})
         average = self.best["average"]
         metrics = {
             "average": score(average["test"], self.directions),
@@ -272,6 +263,8 @@ class Trainer(Resumable):
             "best_epoch": average["epoch"],
             "epochs": self.epoch,
         }
+        if average.get("example_scores") is not None:
+            metrics["example_scores"] = average["example_scores"]
         if self.dataset.selection == "per_metric":
             metrics["tasks_at_best_epoch"] = metrics["tasks"]
             metrics["tasks"] = {name: self.best[name]["test"] for name in self.directions}
@@ -304,7 +297,5 @@ class Trainer(Resumable):
                 "shared_parameters": sum(p.numel() for p in self.model.shared_parameters()),
                 "history": self.history,
                 "resumed_from_step": self.resumed_from,
-                "cpu_peak_rss_bytes": peak_rss_bytes(),
-                "peak_gpu_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
             },
         }

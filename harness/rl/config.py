@@ -14,6 +14,7 @@ from harness.multitask.optimizers import OPTIMIZERS
 from harness.rl.benchmarks import BENCHMARKS
 
 MAX_HORIZON = 500  # metaworld 3 envs raise past their max_path_length of 500
+GOALS_PER_TASK = 50  # metaworld 3's benchmarks give every task 50 goals (its _N_GOALS)
 
 KEYS: dict[str, Key] = {
     # what is run
@@ -35,7 +36,19 @@ KEYS: dict[str, Key] = {
                                  "at once, then one update per vector step", minimum=0),
     "eval_every": Key(int, 30_000, "vector steps between evaluations (a multiple of horizon; the paper's scripts "
                                    "evaluate every 30,000 = lcm(150, 10,000)); also at step 0 and at the end", minimum=1),
-    "eval_episodes": Key(int, 1, "evaluation episodes per task, deterministic (mean) actions", minimum=1),
+    # the score (rl.md, verdicts.md "RL aggregates"); the paper's protocol: eval_episodes 1, score_evaluations 1
+    "eval_episodes": Key(int, 10, "evaluation episodes per task at every evaluation, deterministic (mean) actions; "
+                                  "episode k runs on the k-th goal of the task's sweep: its training goal first, then "
+                                  "its other metaworld goals in an order fixed by the seed (50 goals per task; "
+                                  "metaworld 3's own evaluation runs one episode per goal). With deterministic actions "
+                                  "episodes on one goal are identical, so distinct goals are what make several "
+                                  "episodes worth running. 1 = the training goal only (the paper's)", minimum=1),
+    "score_evaluations": Key(int, 3, "a run's score (metrics.success, metrics.tasks) is each task's success averaged "
+                                     "over the last N evaluations (fewer if the run has fewer); 1 = the final "
+                                     "evaluation only (the paper's)", minimum=1),
+    "train_success_episodes": Key(int, 10, "the validation figure metrics.train_success: each task's success in its "
+                                           "last N training episodes (exploration noise and random actions "
+                                           "included), averaged over the tasks", minimum=1),
     # SAC
     "batch_size": Key(int, 1280, "transitions per update, drawn uniformly from the shared buffer (all tasks)", minimum=1),
     "buffer_capacity": Key(int, 4_000_000, "replay buffer capacity in transitions, all tasks together", minimum=1),
@@ -116,6 +129,10 @@ def combination_problem(config: dict) -> str | None:
         return f"horizon: {horizon} is longer than metaworld 3's episodes can be ({MAX_HORIZON} steps at most)"
     if steps < horizon:
         return f"steps: {steps} is shorter than one episode (horizon {horizon}): nothing would be trained"
+    episodes = config.get("eval_episodes", KEYS["eval_episodes"].default)
+    if episodes > GOALS_PER_TASK:
+        return (f"eval_episodes: {episodes} is more than the {GOALS_PER_TASK} goals metaworld gives each task "
+                f"(an episode per goal at most; with deterministic actions more would repeat one)")
     if eval_every % horizon:
         low = eval_every // horizon * horizon or horizon
         return (f"eval_every: {eval_every} is not a multiple of horizon {horizon} (evaluations happen between "

@@ -5,7 +5,15 @@ Schedule (U ``mtrl/experiment/multitask.py``): episodes of ``horizon`` vector st
 reset together; ``init_steps`` vector steps of uniformly random actions, then at that step
 ``init_steps`` updates in one go, then one update per vector step (each step: act, update,
 step the envs, store the T transitions, time-limit steps as not done). Evaluations at step
-0, every ``eval_every`` steps and at the end (``harness.rl.evaluate``).
+0, every ``eval_every`` steps and at the end (``harness.rl.evaluate``): ``eval_episodes``
+episodes per task on its goal sweep (the training goal, then other goals fixed by the seed).
+
+``metrics``: ``success`` (%), the mean over tasks of ``tasks``, each task's success averaged
+over the last ``score_evaluations`` evaluations; ``curve``: per evaluation ``step``,
+``success`` and ``tasks`` (each task's success over that evaluation's episodes);
+``train_success`` (the family's validation figure), the mean over tasks of
+``train_tasks``, each task's success in its last ``train_success_episodes`` training
+episodes.
 
 Contract (as every trainer): ``Trainer(config, checkpoint=Path|None, log=print)``,
 ``stop_requested`` (checked at episode boundaries: the current episode is finished, the
@@ -30,7 +38,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.multitask.train import derived_seed, peak_rss_bytes
 from harness.rl.benchmarks import BENCHMARKS
 from harness.rl.benchmarks._base import metaworld_version
 from harness.rl.buffer import ReplayBuffer
@@ -38,7 +45,8 @@ from harness.rl.config import alpha_uses_method, optimizer_options, resolved
 from harness.rl.evaluate import evaluate
 from harness.rl.replay_disk import ReplayImage
 from harness.rl.sac import SAC
-from harness.training import CHECKPOINT_SECONDS, Resumable, StopRequested, pick_device, save_atomic, synchronize
+from harness.training import (CHECKPOINT_SECONDS, Resumable, StopRequested, derived_seed, load_rng_state, pick_device,
+                              rng_state, save_atomic, synchronize)
 
 __all__ = ["Trainer", "StopRequested", "CHECKPOINT_SECONDS"]
 
@@ -72,9 +80,12 @@ class Trainer(Resumable):
         self.method_generator = torch.Generator(device=device).manual_seed(derived_seed(seed, "method"))
         self.explore = np.random.default_rng(derived_seed(seed, "explore"))
         self.sampler = np.random.default_rng(derived_seed(seed, "batches"))
+        eval_order = np.random.default_rng(derived_seed(seed, "eval goals"))
+        self.eval_goals = envs.goal_sweep(config["eval_episodes"], eval_order)  # per task: goal indices, training first
 
         self.step, self.updates, self.saves = 0, 0, 0
         self.curve: list[dict] = []
+        self.train_successes: list[list[bool]] = []  # the last train_success_episodes episodes: per task, a success?
         self.clocks = dict.fromkeys(CLOCKS, 0.0)
         self.result: dict | None = None
         self.load_seconds = time.perf_counter() - started
@@ -90,11 +101,13 @@ class Trainer(Resumable):
     def state_dict(self) -> dict:
         return {
             "config": self.config, "finished": False, "step": self.step, "updates": self.updates, "saves": self.saves,
-            "curve": self.curve, "clocks": dict(self.clocks), "agent": self.agent.state_dict(),
-            "buffer": self.buffer.state_dict(), "envs": self.envs.state_dict(),
-            "noise_rng": self.noise.get_state(), "method_rng": self.method_generator.get_state(),
-            "explore_rng": self.explore.bit_generator.state, "sampler_rng": self.sampler.bit_generator.state,
+            "curve": self.curve, "train_successes": self.train_successes, "clocks": dict(self.clocks),
+            "agent": self.agent.state_dict(), "buffer": self.buffer.state_dict(), "envs": self.envs.state_dict(),
+            **rng_state(self.device, self.generators()),
         }
+
+    def generators(self) -> dict:
+        return {"noise": self.noise, "method": self.method_generator, "explore": self.explore, "sampler": self.sampler}
 
     def load_state_dict(self, state: dict) -> None:
         if state["config"] != self.config:
@@ -111,12 +124,9 @@ class Trainer(Resumable):
         self.buffer.load_rows(self.image.read(self.buffer.size))
         self.agent.load_state_dict(state["agent"])
         self.envs.load_state_dict(state["envs"])
-        self.noise.set_state(state["noise_rng"])
-        self.method_generator.set_state(state["method_rng"])
-        self.explore.bit_generator.state = state["explore_rng"]
-        self.sampler.bit_generator.state = state["sampler_rng"]
+        load_rng_state(state, self.device, self.generators())
         self.step, self.updates, self.saves = state["step"], state["updates"], state["saves"]
-        self.curve, self.clocks = state["curve"], dict(state["clocks"])
+        self.curve, self.train_successes, self.clocks = state["curve"], state["train_successes"], dict(state["clocks"])
 
     def save(self) -> None:
         """At an episode boundary: the buffer's new rows and ``checkpoint.pt``, in the order
@@ -143,10 +153,8 @@ class Trainer(Resumable):
         while self.step < self.total_steps:
             self._evaluate_if_due()
             if self.stop_requested or time.perf_counter() - last_save >= CHECKPOINT_SECONDS:
-                self.save()
+                self.save_or_stop()
                 last_save = time.perf_counter()
-                if self.stop_requested:
-                    raise StopRequested(f"stopped at {self.where()}; checkpoint saved")
             started = time.perf_counter()
             self._episode()
             self.agent.end_episode()
@@ -160,6 +168,7 @@ class Trainer(Resumable):
         config, envs = self.config, self.envs
         tasks = np.arange(envs.num_tasks)
         not_done = np.ones(envs.num_tasks)  # time limits are not terminal; metaworld 3 never terminates
+        succeeded = np.zeros(envs.num_tasks, dtype=bool)
         obs = envs.reset()
         for _ in range(self.horizon):
             step = self.step
@@ -171,11 +180,13 @@ class Trainer(Resumable):
                 for _ in range(config["init_steps"] if step == config["init_steps"] else 1):
                     self._update()
             started = time.perf_counter()
-            next_obs, reward, _ = envs.step(action)
+            next_obs, reward, success = envs.step(action)
             self.clocks["env_seconds"] += time.perf_counter() - started
             self.buffer.add(obs, action, reward, next_obs, not_done, tasks)
+            succeeded |= success > 0
             obs = next_obs
             self.step += 1
+        self.train_successes = [*self.train_successes, succeeded.tolist()][-config["train_success_episodes"]:]
 
     def _update(self) -> None:
         synchronize(self.device)
@@ -192,7 +203,7 @@ class Trainer(Resumable):
         if self.curve and self.curve[-1]["step"] == self.step:
             return  # done before the checkpoint this run resumed from
         started = time.perf_counter()
-        tasks = evaluate(self.envs, self.agent.actor, self.config["eval_episodes"], self.device)
+        tasks = evaluate(self.envs, self.agent.actor, self.eval_goals, self.device)
         self.clocks["eval_seconds"] += time.perf_counter() - started
         success = float(np.mean(list(tasks.values())))
         self.curve.append({"step": self.step, "success": success, "tasks": tasks})
@@ -219,10 +230,15 @@ class Trainer(Resumable):
         return self.result
 
     def _result(self) -> dict:
-        final, clocks, tasks = self.curve[-1], self.clocks, self.envs.num_tasks
-        env_steps = self.step * tasks
+        clocks, names = self.clocks, self.envs.tasks
+        env_steps = self.step * len(names)
+        scored = self.curve[-self.config["score_evaluations"]:]
+        scores = {task: float(np.mean([point["tasks"][task] for point in scored])) for task in names}
+        recent = 100.0 * np.array(self.train_successes, dtype=float)  # (episodes, tasks)
+        train_tasks = {task: float(recent[:, i].mean()) for i, task in enumerate(names)}
         return {
-            "metrics": {"success": final["success"], "tasks": dict(final["tasks"]), "curve": list(self.curve)},
+            "metrics": {"success": float(np.mean(list(scores.values()))), "tasks": scores, "curve": list(self.curve),
+                        "train_success": float(np.mean(list(train_tasks.values()))), "train_tasks": train_tasks},
             "timing": {
                 "load_seconds": self.load_seconds, **clocks, "steps": self.step, "env_steps": env_steps,
                 "updates": self.updates, "seconds_per_update": clocks["update_seconds"] / max(self.updates, 1),
@@ -230,12 +246,13 @@ class Trainer(Resumable):
             },
             "details": {
                 "device": str(self.device),
-                "peak_gpu_bytes": torch.cuda.max_memory_allocated(self.device) if self.device.type == "cuda" else None,
-                "cpu_peak_rss_bytes": peak_rss_bytes(),
                 "resumed_from_step": self.resumed_from,
                 "tasks": list(self.envs.tasks),
                 "metaworld": metaworld_version(),
                 "goals": [goal.tolist() for goal in self.envs.goals],
+                "eval_goals": self.eval_goals,
+                "scored_steps": [point["step"] for point in scored],
+                "train_success_episodes": len(self.train_successes),
                 "episodes": self.step // self.horizon,
                 "buffer_rows": self.buffer.capacity,
                 "transitions": self.buffer.added,

@@ -4,10 +4,6 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
-import tarfile
-import zipfile
-import zlib
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from harness import HarnessError
+from harness.datadir import reading
 from harness.fewshot.datasets._base import Split
 
 # The only globals a dataset pickle needs: numpy arrays, dtypes and scalars (under
@@ -27,10 +24,6 @@ PICKLE_GLOBALS = {
     ("_codecs", "encode"), ("collections", "OrderedDict"),
 }
 
-READ_ERRORS = (OSError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, tarfile.TarError,
-               zlib.error, ValueError, TypeError, IndexError, KeyError, AttributeError, MemoryError)
-
-
 class _DatasetUnpickler(pickle.Unpickler):
     def __init__(self, file, label):
         super().__init__(file, encoding="latin1")  # Python 2 pickles: latin1 is numpy's convention
@@ -41,24 +34,6 @@ class _DatasetUnpickler(pickle.Unpickler):
             raise HarnessError(f"{self.label}: refers to {module}.{name}, which no dataset file needs: "
                                f"refused (unpickling it could run code)")
         return super().find_class(module, name)
-
-
-def one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
-@contextmanager
-def reading(label):
-    """Turn any failure to read `label` (a file, or file:member) into a one-line HarnessError."""
-    try:
-        yield
-    except HarnessError:
-        raise
-    except FileNotFoundError:
-        raise HarnessError(f"{label}: missing") from None
-    except READ_ERRORS as error:
-        raise HarnessError(f"{label}: cannot read ({one_line(error)}): truncated or corrupt? download it again") from None
 
 
 def load_pickle(source, label) -> object:

@@ -15,13 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shlex
-import shutil
-import signal
-import tempfile
-import threading
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,9 +25,8 @@ import numpy as np
 
 import harness
 from harness import HarnessError
-from harness.datadir import data_root
+from harness.datadir import data_root, one_line, staging
 from harness.fewshot.datasets._base import Split
-from harness.fewshot.datasets._files import one_line
 
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
@@ -139,59 +132,6 @@ def summarize(images: np.ndarray, labels: np.ndarray, classes) -> dict:
         "mean": mean,
         "std": std,
     }
-
-
-@contextmanager
-def staging(target: Path):
-    """A temp folder beside `target` that becomes `target` if the block succeeds, else vanishes."""
-    made_root = not target.parent.exists()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
-    with _terminate_as_exit():
-        try:
-            temp.chmod(0o755)  # mkdtemp makes it private; a data root may be shared
-            yield temp
-            _replace(temp, target)
-        except BaseException:
-            shutil.rmtree(temp, ignore_errors=True)
-            if made_root:
-                try:
-                    target.parent.rmdir()
-                except OSError:
-                    pass
-            raise
-
-
-@contextmanager
-def _terminate_as_exit():
-    """Let SIGTERM (kill, a scheduler's time limit) unwind like Ctrl-C, so the cleanup runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def exit_now(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, exit_now)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _replace(temp: Path, target: Path) -> None:
-    if not target.exists():
-        temp.rename(target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    target.rename(old / target.name)
-    try:
-        temp.rename(target)
-    except BaseException:
-        (old / target.name).rename(target)
-        raise
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _rounded(values) -> list:

@@ -4,10 +4,10 @@
     <root>/<name>/manifest.json         dataset, format, definition fingerprint, source,
                                         per split: count, and per array: shape, dtype, sha256
 
-``<root>`` is the data root of the few-shot datasets (explicit root, else $HARNESS_DATA,
-else the per-user cache), whose atomic ``staging`` this reuses: a reader writes its
-arrays (streaming, memory-mapped) into a hidden temp folder, the manifest is computed
-from them and checked against the dataset's expected counts, and only then is the
+``<root>`` is every family's data root (``harness.datadir``: explicit root, else
+$HARNESS_DATA, else the per-user cache), written through its atomic ``staging``: a
+reader writes its arrays (streaming, memory-mapped) into a hidden temp folder, the
+manifest is computed from them and checked against the dataset's expected counts, and only then is the
 folder renamed into place; any error (Ctrl-C, SIGTERM included) leaves nothing.
 """
 from __future__ import annotations
@@ -21,8 +21,7 @@ import numpy as np
 
 import harness
 from harness import HarnessError
-from harness.fewshot.datasets._files import one_line
-from harness.fewshot.datasets._layout import data_root, staging
+from harness.datadir import data_root, one_line, staging
 from harness.multitask.datasets._base import SPLITS
 
 FORMAT_VERSION = 1

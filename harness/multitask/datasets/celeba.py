@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from harness import HarnessError
-from harness.fewshot.datasets._files import reading
+from harness.datadir import reading
 from harness.multitask.datasets import register
 from harness.multitask.datasets._base import SPLITS, MultiTaskDataset, Task, TaskSplit
 from harness.multitask.datasets._layout import PreparedMultiTaskDataset, create_array

@@ -31,5 +31,5 @@ FAMILY = Family(
     keys=KEYS,
     trainer="harness_example.digits.train:Trainer",
     metrics=(Metric("accuracy", "higher", "%", samples="correct", samples_name="images",
-                    help="share of the test images classified correctly"),),
+                    help="share of the test images classified correctly", bounds=(0, 100)),),
 )
