@@ -50,6 +50,8 @@ from harness.fewshot.heads import HEADS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from method_steps import first_line, write_rows  # noqa: E402
 
+CPU = torch.device("cpu")
+
 WAYS, QUERIES, C = 5, 15, 3.0
 SHOTS = (1, 5)
 EMBED_BATCH = 250
@@ -99,7 +101,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(function, *args, device=torch.device("cpu")):
+def timed(function, *args, device=CPU):
     synchronize(device)
     started = time.perf_counter()
     result = function(*args)

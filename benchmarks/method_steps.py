@@ -73,7 +73,7 @@ class Settings:
     compile: bool
 
     @classmethod
-    def resolve(cls, device: str, precision: str, channels_last: str, compile: str) -> "Settings":
+    def resolve(cls, device: str, precision: str, channels_last: str, compile: str) -> Settings:
         """``auto`` means what the harness does on that device: on for CUDA (bf16 where supported), off on the CPU."""
         device = torch.device(device)
         cuda = device.type == "cuda"

@@ -25,8 +25,9 @@ import statistics
 import sys
 import time
 
-from harness.multitask.optimizers import OPTIMIZERS
 from timing import interleaved_medians
+
+from harness.multitask.optimizers import OPTIMIZERS
 
 SHAPES = {"mt10": 10, "mt50": 50}
 OBS, ACTIONS = 39, 4

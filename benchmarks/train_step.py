@@ -39,8 +39,19 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from episodes import EpisodeBatches, ImageDataset  # noqa: E402  (the conventional pipeline)
-from method_steps import (QUICK, Settings, Stepper, Task, build_method, default_config,  # noqa: E402
-                          first_line, random_split, settings_arguments, synchronize, write_rows)
+from method_steps import (  # noqa: E402
+    QUICK,
+    Settings,
+    Stepper,
+    Task,
+    build_method,
+    default_config,
+    first_line,
+    random_split,
+    settings_arguments,
+    synchronize,
+    write_rows,
+)
 
 from harness.fewshot.episodes import EpisodeSampler  # noqa: E402
 

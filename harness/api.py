@@ -435,7 +435,7 @@ def _family_problems(family: Family):
         seen.add(metric.name)
         if metric.direction not in DIRECTIONS:
             yield f"metric {metric.name!r}: direction must be 'higher' or 'lower', got {metric.direction!r}"
-    for what, metrics in (("validation", family.validation), ("metrics", family.metrics)):
+    for metrics in (family.validation, family.metrics):
         for metric in metrics:
             if isinstance(metric, Metric) and metric.bounds is not None and not _bounds_ok(metric.bounds):
                 yield f"metric {metric.name!r}: bounds must be (low, high) numbers with low < high, got {metric.bounds!r}"

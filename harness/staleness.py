@@ -35,7 +35,7 @@ def stale_warnings(specs, scan) -> list[str]:
                 found = changed.setdefault(ident, {"runs": 0, "file": file})
                 found["runs"] += 1
     warnings = []
-    for (family_name, key, name, version), found in changed.items():
+    for (_family, key, name, version), found in changed.items():
         what = f"family {name!r}" if key == "family" else f"{key} {name!r}" + (f" ({found['file']})" if found["file"] else "")
         runs = found["runs"]
         warnings.append(f"{what}: its source changed since {runs} finished run{'s' * (runs != 1)} "

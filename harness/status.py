@@ -6,9 +6,9 @@ No torch, no submitit: the records, the launch records and ONE scheduler query.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from harness import scheduler
 from harness.store import RunState, Store, write_json_atomic

@@ -238,7 +238,7 @@ class Store:
                 scan.unplanned += 1
         return present
 
-    def _cache(self) -> "RecordCache":
+    def _cache(self) -> RecordCache:
         """This store's cache, kept between scans of one process (entries are still checked each time)."""
         if getattr(self, "_record_cache", None) is None:
             self._record_cache = RecordCache(self.dir / CACHE_DIR)

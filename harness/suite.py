@@ -8,9 +8,9 @@ import dataclasses
 import difflib
 import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from harness import HarnessError, families, plugins, yamlfile
 from harness.keys import REQUIRED, check_value
@@ -38,7 +38,7 @@ class Resources:
     qos: str | None = None
     sbatch_args: dict = field(default_factory=dict)
 
-    def updated(self, values: dict) -> "Resources":
+    def updated(self, values: dict) -> Resources:
         """A copy with ``values`` set; ``sbatch_args`` are merged option by option."""
         values = dict(values)
         if "sbatch_args" in values:

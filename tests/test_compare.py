@@ -6,16 +6,15 @@ import subprocess
 
 import numpy as np
 import pytest
+from conftest import TINY_SUITE, write_suite
 from scipy import stats as scipy_stats
+from test_cli_errors import assert_one_line_error, harness_cli
+from test_store import fake_record
 
 from harness import compare
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import TINY_SUITE, write_suite
-from test_cli_errors import assert_one_line_error, harness_cli
-from test_store import fake_record
 
 GRID = TINY_SUITE.replace("seed: [0]", "seed: [0, 1, 2]").replace("shots: [1]", "shots: [1, 5]")
 

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_data_helpers import PARTIAL, assert_nothing_written, png_bytes, raises_one_line, same_splits, write_py2_pickle
 
 from harness import data
 from harness.fewshot.datasets import DATASETS
 from harness.fewshot.datasets._cifar import FINE_NAMES, SUPERCLASS
-from test_data_helpers import (PARTIAL, assert_nothing_written, png_bytes, raises_one_line, same_splits,
-                               write_py2_pickle)
 
 SPLIT_LISTS = Path(__file__).parents[1] / "harness" / "assets" / "splits"
 PREFIX = {"cifar_fs": "CIFAR_FS", "fc100": "FC100"}

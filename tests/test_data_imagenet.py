@@ -8,10 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from PIL import Image
+from test_data_helpers import assert_nothing_written, png_bytes, raises_one_line, same_splits, write_py2_pickle
 
 from harness import data
 from harness.fewshot.datasets import DATASETS
-from test_data_helpers import assert_nothing_written, png_bytes, raises_one_line, same_splits, write_py2_pickle
 
 SPLITS = ("train", "val", "test")
 WNIDS = {"train": ["n01532829", "n01558993", "n01704323"], "val": ["n01855672", "n02091244"],

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_data_helpers import PARTIAL, assert_nothing_written, raises_one_line, write_py2_pickle
 
 import harness.fewshot.datasets._layout as layout
 from harness import HarnessError, data
 from harness.fewshot.datasets import DATASETS
-from test_data_helpers import PARTIAL, assert_nothing_written, raises_one_line, write_py2_pickle
 
 SPLITS = ("train", "val", "test")
 COMMAND = "harness data prepare cifar_fs --source PATH/TO/cifar-100-python.tar.gz"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_data_helpers import assert_nothing_written, raises_one_line, same_splits
 
 from harness import data
 from harness.fewshot.datasets import DATASETS
-from test_data_helpers import assert_nothing_written, raises_one_line, same_splits
 
 SPLITS = ("train", "val", "test")
 ASSETS = Path(__file__).parents[1] / "harness" / "assets" / "omniglot"

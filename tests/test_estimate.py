@@ -3,15 +3,14 @@ of the same method, dataset and backbone, with marked fallbacks, per group and i
 import json
 
 import pytest
+from conftest import write_suite
+from test_cli_errors import harness_cli
+from test_store import fake_record
 
 from harness import estimate
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import write_suite
-from test_cli_errors import harness_cli
-from test_store import fake_record
 
 DONE_BEFORE = """
 name: before

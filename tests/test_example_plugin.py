@@ -22,7 +22,6 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,10 +126,10 @@ def test_planning_imports_no_torch(suite, tmp_path):
 def test_simpleshot_embeds_centred_unit_features_and_tracks_the_base_mean():
     require_example()
     import torch
+    from harness_example import simpleshot
 
     from harness.fewshot.backbones.conv4 import conv4
     from harness.sources import read_declarations
-    from harness_example import simpleshot
 
     (declared,) = read_declarations(Path(simpleshot.__file__))  # what planning reads
     assert (declared.registry, declared.name, declared.meta) == ("fewshot.method", "simpleshot", {"uses": {"eval_head": "centroid"}})

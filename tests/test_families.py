@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_architecture import imported_modules
 
 import harness
 from harness import plugins
-from test_architecture import imported_modules
 
 FAMILIES = ("fewshot", "multitask", "rl")
 PUBLIC_COMPONENT_BASES = {"harness.multitask.optimizers._base"}

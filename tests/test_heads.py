@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import sklearn.linear_model as sklearn_linear
 import torch
 
 from harness.fewshot.datasets import DATASETS
 from harness.fewshot.heads import HEADS
-
-import sklearn.linear_model as sklearn_linear
 
 WAYS, QUERIES, EPISODES, C = 5, 15, 200, 3.0
 

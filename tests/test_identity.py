@@ -10,6 +10,8 @@ import sys
 import textwrap
 
 import pytest
+from conftest import TINY_SUITE, write_suite
+from test_store import fake_record
 
 import harness
 from harness import families
@@ -17,9 +19,6 @@ from harness.keys import Key
 from harness.spec import components, expand
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import TINY_SUITE, write_suite
-from test_store import fake_record
 
 SUITE = TINY_SUITE.replace("seed: [0]", "seed: [0, 1]")
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_until
 
 submitit = pytest.importorskip("submitit")

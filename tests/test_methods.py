@@ -15,15 +15,15 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from torch import nn
 
-from harness.fewshot.config import KEYS
-from harness.keys import REQUIRED
 from harness.fewshot.backbones import BACKBONES
 from harness.fewshot.backbones._dropblock import DropBlock, expected_drop_fraction, seed_rate
+from harness.fewshot.config import KEYS
 from harness.fewshot.heads import HEADS
 from harness.fewshot.heads.ridge import ridge_scores
 from harness.fewshot.heads.svm import crammer_singer_dual, crammer_singer_scores
 from harness.fewshot.methods import METHODS
 from harness.fewshot.train import Trainer
+from harness.keys import REQUIRED
 
 
 def make_config(**overrides) -> dict:

@@ -3,11 +3,11 @@ with the real networks: every metric of the record, per-metric selection on City
 from __future__ import annotations
 
 import pytest
+from conftest import quiet
+from test_multitask_data import CELEBA, write_cityscapes
 
 from harness.multitask.datasets import DATASETS
 from harness.multitask.train import Trainer
-from conftest import quiet
-from test_multitask_data import CELEBA, write_cityscapes
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Detected call of"), pytest.mark.usefixtures("one_torch_thread")]
 

@@ -8,7 +8,6 @@ from harness.multitask.datasets import DATASETS
 from harness.multitask.datasets._base import Task
 from harness.multitask.models import MODELS
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

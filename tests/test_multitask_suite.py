@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import default_sigint, write_suite
 from scipy import stats as scipy_stats
+from test_cli_errors import assert_nothing_written, assert_one_line_error, harness_cli
 
 from harness import families
 from harness.cli import main
@@ -24,9 +26,6 @@ from harness.multitask.report import build, compute
 from harness.spec import expand, run_id
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import default_sigint, write_suite
-from test_cli_errors import assert_nothing_written, assert_one_line_error, harness_cli
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIMIZERS = families.get("multitask").keys["method"].choices.names()

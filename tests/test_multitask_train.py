@@ -10,13 +10,12 @@ import sys
 
 import pytest
 import torch
+from conftest import kill_after_a_checkpoint, quiet
 
 from harness.multitask import train as train_module
 from harness.multitask.datasets import DATASETS
 from harness.multitask.optimizers import OPTIMIZERS
 from harness.multitask.train import StopRequested, Trainer
-
-from conftest import kill_after_a_checkpoint, quiet
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,6 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import TINY_SUITE, write_suite
+from test_multitask_suite import filled  # noqa: F401 (a fixture)
+from test_store import fake_record
 
 from harness.cli import main
 from harness.multitask.report import build as multitask_build
@@ -16,10 +19,6 @@ from harness.report.generic import compute
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import TINY_SUITE, write_suite
-from test_multitask_suite import filled  # noqa: F401 (a fixture)
-from test_store import fake_record
 
 SUITE = TINY_SUITE.replace("seed: [0]", "seed: [0, 1]").replace("shots: [1]", "shots: [1, 5]")
 FIGURE = "accuracy_vs_training_cost.png"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+from conftest import TINY_SUITE, write_suite
+from test_cli_errors import harness_cli
+
 from harness.job import RunLog
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import TINY_SUITE, write_suite
-from test_cli_errors import harness_cli
 
 
 def test_status_shows_the_step_and_latest_validation_figure_of_a_running_run(tmp_path):

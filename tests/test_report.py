@@ -3,16 +3,15 @@ import math
 
 import numpy as np
 import pytest
+from conftest import TINY_SUITE, write_suite
 from scipy import stats as scipy_stats
+from test_store import fake_record
 
 from harness.report import build
 from harness.report.generic import compute
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import SuiteError, load_suite
-
-from conftest import TINY_SUITE, write_suite
-from test_store import fake_record
 
 TWO_SEEDS = TINY_SUITE.replace("seed: [0]", "seed: [0, 1, 2]")
 
@@ -149,8 +148,9 @@ def test_a_baseline_filtered_out_leaves_a_row_saying_so(filled, capsys):
 
 
 def test_training_hours_per_run(tmp_path):
-    from harness.report.cells import training_hours
     import pandas as pd
+
+    from harness.report.cells import training_hours
 
     runs = pd.DataFrame({"train_seconds": [3600.0, 1800.0, None], "device": ["cuda:0", "cpu", "cuda:0"],
                          "gpus": [2, 2, 2], "cpus": [4, 4, 4]})

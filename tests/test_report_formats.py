@@ -11,7 +11,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import TINY_SUITE, write_suite
 from scipy import stats as scipy_stats
+from test_multitask_suite import filled  # noqa: F401 (a fixture)
+from test_store import fake_record
 
 from harness.cli import main
 from harness.multitask.report import build as multitask_build
@@ -20,10 +23,6 @@ from harness.report.shared import best_mask, latex_escape
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import TINY_SUITE, write_suite
-from test_multitask_suite import filled  # noqa: F401 (a fixture)
-from test_store import fake_record
 
 SUITE = TINY_SUITE.replace("seed: [0]", "seed: [0, 1, 2]").replace("shots: [1]", "shots: [1, 5]") + "report: {baseline: protonet}\n"
 MEANS = {("protonet", 1): 89.0, ("mtl", 1): 86.0, ("protonet", 5): 93.0, ("mtl", 5): 95.0}

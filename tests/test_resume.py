@@ -7,13 +7,12 @@ import time
 
 import pytest
 import submitit
+from conftest import TINY_SUITE, kill_after_a_checkpoint, write_suite
 
 from harness.job import Job
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import TINY_SUITE, kill_after_a_checkpoint, write_suite
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,12 @@ from scipy import stats as scipy_stats
 
 pytest.importorskip("metaworld")  # run ids hash the installed metaworld version
 
+from test_rl_family import rl_family  # noqa: E402
+
 from harness.rl.report import build, compute  # noqa: E402
 from harness.spec import expand  # noqa: E402
 from harness.store import Store  # noqa: E402
 from harness.suite import load_suite  # noqa: E402
-
-from test_rl_family import rl_family  # noqa: E402
 
 SUITE = """
 name: rl_report

@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("metaworld")
 
+from conftest import kill_after_a_checkpoint, quiet  # noqa: E402
+
 from harness.rl import train as rl_train  # noqa: E402
 from harness.rl.train import StopRequested, Trainer  # noqa: E402
-
-from conftest import kill_after_a_checkpoint, quiet  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -6,15 +6,14 @@ import subprocess
 import sys
 
 import pytest
-
-from harness.spec import components, expand
-from harness import families
-from harness.store import Store
-from harness.suite import load_suite
-
 from conftest import TINY_SUITE, write_suite
 from test_cli_errors import assert_one_line_error, harness_cli
 from test_store import fake_record
+
+from harness import families
+from harness.spec import components, expand
+from harness.store import Store
+from harness.suite import load_suite
 
 
 @pytest.fixture

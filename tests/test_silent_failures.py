@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import TINY_SUITE, write_suite
 from test_cli_errors import assert_nothing_written, assert_one_line_error, harness_cli
 
@@ -92,10 +91,11 @@ def test_plan_as_json_shows_every_resolved_config(tmp_path):
 
 
 def test_report_honours_filter(tmp_path):
+    from test_store import fake_record
+
     from harness.spec import expand
     from harness.store import Store
     from harness.suite import load_suite
-    from test_store import fake_record
 
     path = write_suite(tmp_path, TINY_SUITE)
     suite = load_suite(path)

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pytest
 import submitit
+from conftest import TINY_SUITE, wait_until, write_suite
 
 from harness import scheduler, status
 from harness.cli import main
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
-
-from conftest import TINY_SUITE, wait_until, write_suite
 
 pytestmark = pytest.mark.slurm
 

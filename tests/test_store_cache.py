@@ -9,15 +9,14 @@ import time
 
 import numpy as np
 import pytest
+from conftest import TINY_SUITE, write_suite
+from test_store import fake_record
 
 from harness import families
 from harness import store as store_module
 from harness.spec import expand
 from harness.store import CACHE_DIR, Store, family_fingerprint
 from harness.suite import load_suite
-
-from conftest import TINY_SUITE, write_suite
-from test_store import fake_record
 
 SIX_RUNS = TINY_SUITE.replace("seed: [0]", "seed: [0, 1, 2]")
 
@@ -220,7 +219,7 @@ def damage_segment_garbage(store):  # same size: only the crc32 tells
 
 
 def damage_segment_bytes(store):  # one flipped byte in each entry's sample arrays
-    for run_id, entry in index_entries(store).items():
+    for entry in index_entries(store).values():
         if entry[store_module.SEG]:
             path = store.dir / CACHE_DIR / entry[store_module.SEG]
             data = bytearray(path.read_bytes())

@@ -7,10 +7,10 @@ votes) on the raw pixel values. The method adds its own config key, ``knn_k``, t
 digits family (``keys=`` in its registration): a suite may set it like any other key,
 and runs at its default keep their ids.
 """
+from harness_example.digits.api import EstimatorMethod
 from sklearn.neighbors import KNeighborsClassifier
 
 from harness.api import register
-from harness_example.digits.api import EstimatorMethod
 
 
 @register("digits.method", "knn", version="1",

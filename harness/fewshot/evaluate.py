@@ -11,7 +11,7 @@ Precision: the backbone runs in fp32 here unless the config's ``eval_precision``
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -35,8 +35,16 @@ from harness.fewshot.episodes import EpisodeSampler, episode_seed, fixed_episode
 from harness.fewshot.evaluate import evaluate
 from harness.fewshot.heads import HEADS
 from harness.fewshot.methods import METHODS
-from harness.training import (CHECKPOINT_SECONDS, Resumable, load_rng_state, make_optimizer, pick_device, rng_state,
-                              synchronize)
+from harness.training import (
+    CHECKPOINT_SECONDS,
+    Resumable,
+    load_rng_state,
+    make_optimizer,
+    pick_device,
+    rng_state,
+    synchronize,
+)
+
 
 def use_bf16(config: dict, device: torch.device) -> bool:
     if config["precision"] == "auto":

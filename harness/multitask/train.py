@@ -43,13 +43,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from harness.training import (CHECKPOINT_SECONDS, Resumable, StopRequested, derived_seed, load_rng_state,
-                              make_optimizer, pick_device, rng_state, synchronize)
 from harness.multitask import step as steps
 from harness.multitask.batches import DeviceSplit
 from harness.multitask.config import optimizer_options, resolved
@@ -57,6 +55,17 @@ from harness.multitask.datasets import DATASETS
 from harness.multitask.models import MODELS
 from harness.multitask.optimizers import OPTIMIZERS
 from harness.multitask.tasks import HIGHER, Meter, metric_directions, score
+from harness.training import (
+    CHECKPOINT_SECONDS,
+    Resumable,
+    StopRequested,
+    derived_seed,
+    load_rng_state,
+    make_optimizer,
+    pick_device,
+    rng_state,
+    synchronize,
+)
 
 __all__ = ["Trainer", "StopRequested", "CHECKPOINT_SECONDS"]
 

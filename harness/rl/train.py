@@ -32,8 +32,8 @@ written costs nothing.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -45,8 +45,17 @@ from harness.rl.config import alpha_uses_method, optimizer_options, resolved
 from harness.rl.evaluate import evaluate
 from harness.rl.replay_disk import ReplayImage
 from harness.rl.sac import SAC
-from harness.training import (CHECKPOINT_SECONDS, Resumable, StopRequested, derived_seed, load_rng_state, pick_device,
-                              rng_state, save_atomic, synchronize)
+from harness.training import (
+    CHECKPOINT_SECONDS,
+    Resumable,
+    StopRequested,
+    derived_seed,
+    load_rng_state,
+    pick_device,
+    rng_state,
+    save_atomic,
+    synchronize,
+)
 
 __all__ = ["Trainer", "StopRequested", "CHECKPOINT_SECONDS"]
 

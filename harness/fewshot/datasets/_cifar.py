@@ -22,8 +22,16 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from harness import HarnessError
-from harness.fewshot.datasets._files import (as_images, as_labels, decode_image, folder_with, load_pickle,
-                                             reading, require_keys, select_classes)
+from harness.fewshot.datasets._files import (
+    as_images,
+    as_labels,
+    decode_image,
+    folder_with,
+    load_pickle,
+    reading,
+    require_keys,
+    select_classes,
+)
 from harness.fewshot.datasets._layout import SPLITS, Facts, PreparedDataset, Reader
 
 SPLIT_LISTS = resources.files("harness") / "assets" / "splits"

@@ -24,8 +24,17 @@ import numpy as np
 
 from harness import HarnessError
 from harness.fewshot.datasets._base import Split
-from harness.fewshot.datasets._files import (as_images, as_labels, decode_image, encoded_bytes, folder_with,
-                                             grouped_by_name, load_pickle, reading, require_keys)
+from harness.fewshot.datasets._files import (
+    as_images,
+    as_labels,
+    decode_image,
+    encoded_bytes,
+    folder_with,
+    grouped_by_name,
+    load_pickle,
+    reading,
+    require_keys,
+)
 from harness.fewshot.datasets._layout import SPLITS, Facts, PreparedDataset, Reader, array_paths
 
 SIZE = 84

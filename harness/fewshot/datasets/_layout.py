@@ -16,10 +16,10 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 
@@ -48,10 +48,10 @@ class Facts:
     channels: int
     mean: tuple  # normalisation constants, per channel in [0, 1]; checked against train
     std: tuple
-    per_class: Optional[int] = None  # images per class, where fixed
-    totals: Optional[dict] = None  # split -> number of images, where classes vary in size
+    per_class: int | None = None  # images per class, where fixed
+    totals: dict | None = None  # split -> number of images, where classes vary in size
     mean_tolerance: float = 0.05  # catches swapped channels or inverted / rescaled images
-    reference_sha256: Optional[dict] = None  # split -> images sha256 of a known-good build (a note, not a rule)
+    reference_sha256: dict | None = None  # split -> images sha256 of a known-good build (a note, not a rule)
 
     def problems(self, split: str, summary: dict) -> list[str]:
         found = []
@@ -88,7 +88,7 @@ class Reader:
 
     kind: str
     description: str
-    locate: Callable[[Path], Optional[Path]]
+    locate: Callable[[Path], Path | None]
     read: Callable
     order: str = CONTENT_ORDER
 
@@ -148,7 +148,7 @@ class PreparedDataset:
 
     name: str
     facts: Facts
-    split_classes: Optional[dict] = None  # split -> class names in label order
+    split_classes: dict | None = None  # split -> class names in label order
     readers: tuple = ()
     source_hint = "PATH"
     crop_padding = 0

@@ -3,7 +3,7 @@ superclasses = 60 / 20 / 20 classes of 600 32x32 images (each class's official t
 test images). Class order: the superclass lists in `harness/assets/splits/fc100`, then
 class names. Sources: see `_cifar.py`."""
 from harness.fewshot.datasets import register
-from harness.fewshot.datasets._cifar import CifarDataset, fc100_classes, cifar_readers
+from harness.fewshot.datasets._cifar import CifarDataset, cifar_readers, fc100_classes
 
 
 @register("fc100", version="1")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -102,7 +102,7 @@ def _zip_paths():
     return [ASSETS / name for name in ZIPS]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fingerprint() -> str:
     digest = hashlib.sha256()
     for path in _zip_paths():
@@ -111,7 +111,7 @@ def _fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _shipped(split: str) -> Split:
     return _build(_zip_paths(), split)
 

@@ -39,7 +39,7 @@ Variants of MAML and FOMAML (config keys; defaults = the paper's equations as ab
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

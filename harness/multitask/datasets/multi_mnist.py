@@ -26,7 +26,7 @@ transform).
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -86,7 +86,7 @@ def compose(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return canvas(left, right)[:, NEAREST][:, :, NEAREST]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _build(split: str) -> TaskSplit:
     images, labels = read_mnist()
     left, right = split_indices()[split]
@@ -94,7 +94,7 @@ def _build(split: str) -> TaskSplit:
                      targets={"left": labels[left], "right": labels[right]})
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fingerprint() -> str:
     digest = hashlib.sha256()
     for name in (IMAGES, LABELS):
