@@ -134,7 +134,7 @@ def run_costs(rows) -> dict:
 def ratios_to(cells: list[Cell], method: str, figures: dict, tiers: list[list[str]]) -> None:
     """Set each cell's ``ratios[name] = cost[figure] / the reference cell's`` for each
     ``name: figure`` of ``figures``. The reference: the first cell of ``method`` that
-    agrees with the cell on the keys of the first of ``tiers`` where there is one (none:
+    has the cell's values of the keys of the first of ``tiers`` where there is one (none:
     the ratios are NaN)."""
     for cell in cells:
         reference = next((other for tier in tiers for other in cells if other.key["method"] == method
