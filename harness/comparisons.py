@@ -130,19 +130,23 @@ def against_best(values: dict, margin: float, paired: bool, direction: str = "hi
     means = {m: np.mean(list(values[m].values())) for m in methods}
     best = max(methods, key=lambda m: sign * means[m])
     others = [m for m in methods if m != best]
-    pair = {(m, j): difference(m, j) for m in methods for j in methods if m != j}
+    pair = {}
+    for i, m in enumerate(methods):  # j - m is m - j mirrored: each pair's test is run once
+        for j in methods[i + 1:]:
+            d = pair[m, j] = difference(m, j)
+            pair[j, m] = replace(d, difference=-d.difference, n=d.n_baseline, n_baseline=d.n)
+    order = list(pair)  # every (m, j) tested at once, for the margin and for 0
+    estimate, se, df = (np.array([getattr(pair[k], name) for k in order], dtype=float) for name in ("difference", "se", "df"))
+    p_low = dict(zip(order, region_p_values(sign * estimate, se, df, -margin, math.inf)[0]))
+    p_zero = dict(zip(order, region_p_values(sign * estimate, se, df, 0.0, math.inf)[0]))
 
-    def p_of(m, j, low):
-        d = pair[(m, j)]
-        return float(region_p_values(sign * d.difference, d.se, d.df, low, math.inf)[0])
-
-    p_within = [float(np.max([p_of(m, j, -margin) for j in methods if j != m])) for m in others]
+    p_within = [float(np.max([p_low[m, j] for j in methods if j != m])) for m in others]
     adjusted = holm(p_within)
     rows = [BestComparison(best, best, None, math.nan, math.nan, BEST)]
     for m, p, p_holm in zip(others, p_within, adjusted):
         label = NO_VERDICT if math.isnan(p_holm) else WITHIN if p_holm <= alpha else NOT_SHOWN
         rows.append(BestComparison(m, best, pair[(m, best)], p, float(p_holm), label))
-    beats = holm([p_of(best, j, 0.0) for j in others])
+    beats = holm([float(p_zero[best, j]) for j in others])
     significant = None if np.isnan(beats).any() or not others else bool(np.all(beats <= alpha))
     return BestRanking(best, margin, rows, significant, float(np.max(beats)) if others else math.nan)
 
