@@ -145,7 +145,7 @@ def task_figure(cells, keys: list[str], dataset: str, directions: dict, highligh
                                c.key["method"] == highlight) for c in cells if name in c.parts)
         panels.append(plots.Panel(name + arrow(directions.get(name) or "higher"), bars, ylabel="test metric"))
     bars = tuple(plots.Bar(row_label(c.key, keys), c.mean, c.ci95, c.key["method"] == highlight) for c in cells)
-    panels.append(plots.Panel("average", bars, ylabel="average (%)"))
+    panels.append(plots.Panel("average", bars, ylabel="average (%)", bounds=cells[0].metric.bounds if cells else None))
     name = plots.file_name(dataset, "tasks")
     if plots.draw(panels, folder / name, title=f"{dataset}: test metrics, mean over seeds ± 95% t-interval") is None:
         return None
