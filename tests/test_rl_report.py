@@ -172,3 +172,20 @@ def test_no_finished_runs_gives_a_report_without_tables(tmp_path):
     suite = load_suite(path)
     text, _ = build(suite, Store(tmp_path / "results", suite.name))
     assert "No finished runs yet." in text and not (tmp_path / "results" / suite.name / "curves.png").exists()
+
+
+def test_rl_claims_name_the_reward_version_in_markdown_and_csv(filled):
+    suite, store, records = filled
+    claimed = load_suite(write(store.root.parent, SUITE + (
+        "claims:\n  - {name: pcgrad-close, test: not_worse, a: {method: pcgrad}, b: {method: unitary}, margin: 20.0,"
+        " quote: q, source: {paper: P}}\n")))
+    (claim,) = compute(claimed, store).claims
+    pcgrad, unitary = ([records[s.run_id]["metrics"]["success"] for s in expand(suite) if s.config["method"] == m]
+                       for m in ("pcgrad", "unitary"))
+    p = scipy_stats.ttest_rel(np.add(pcgrad, 20.0), unitary, alternative="greater").pvalue  # paired: the same goals
+    assert claim.p_value == pytest.approx(p) and claim.verdict == ("supported" if p <= 0.05 else claim.verdict)
+    text, _ = build(claimed, store, "markdown", {"plots": False})
+    claims_section = text.split("## Claims")[1]
+    assert "Rewards: Meta-World reward_function_version v1." in claims_section and "pcgrad-close" in claims_section
+    csv_rows = build(claimed, store, "csv")[0].splitlines()
+    assert sum(row.startswith("claim,") for row in csv_rows) == 1 and sum(row.startswith("claim_part,") for row in csv_rows) == 1

@@ -297,7 +297,7 @@ def render_markdown(report: Report, per_task: bool) -> str:
                       f"Rewards: {rewards_text(section.cells)}.", "",
                       *markdown.comparison_table(section.comparisons, section.metric, keys), ""]
         claimed = claims.markdown_lines(report.claims)
-        lines += claimed[1:] + [""] if claimed else []
+        lines += [*claimed[1:3], f"Rewards: {rewards_text(section.cells)}.", "", *claimed[3:], ""] if claimed else []
     return "\n".join(lines + markdown.footer_lines(report.runs, report.scan)) + "\n"
 
 
