@@ -168,7 +168,7 @@ def test_one_seed_gives_no_verdict_in_every_format(store_of):
 def test_the_texts_under_the_table(store_of):
     suite, store, _ = store_of
     text, _ = build(suite, store, "markdown", {"plots": False})
-    assert "Verdict (δ = 0.8 or 3 (per entry, column δ)" in text and "| δ " in text
+    assert "Verdict (δ = 0.8 or 3 (per entry, column δ), in accuracy's units, %; fixed before the runs)" in text and "| δ " in text
     assert "two one-sided t-tests at 5%" in text and "80% upper confidence limit" in text
     assert "[2] B: ci95 over the 600 test episodes of ONE trained model (se = ci95 / t(0.975, 599); one draw of our " \
            "seed variance added)" in text

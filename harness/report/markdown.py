@@ -122,7 +122,8 @@ def reproduction_notes(context: Table) -> list[str]:
     if margins:
         deltas = " or ".join(f"{m:g}" for m in margins) + (" (per entry, column δ)" if len(margins) > 1 else "")
         lines.append(
-            f"Verdict (δ = {deltas} {metric.unit or metric.name}, fixed before the runs): reproduced when the 90% "
+            f"Verdict (δ = {deltas}, in {metric.name}'s units{', ' + metric.unit if metric.unit else ''}; fixed before "
+            f"the runs): reproduced when the 90% "
             f"interval of ours − reported lies inside (−δ, +δ) (two one-sided t-tests at 5%); not reproduced when "
             f"|ours − reported| > δ is shown at 5% (the 90% interval lies outside [−δ, +δ] once δ is a few se wide); "
             f"inconclusive otherwise; one seed: no verdict.")
@@ -135,10 +136,11 @@ def reproduction_notes(context: Table) -> list[str]:
             f"confidence limit.")
     if context.has_plans:
         lines.append("Seeds to decide: the seeds (in all) with which an inconclusive cell would be decided with 80% "
-                     "power were the true difference 0; 'cannot be decided at this margin': the reported ± and our "
-                     "shared test set alone leave more error than δ allows at any number of seeds (even with the seed "
-                     "variance at its 90% lower confidence limit): a larger δ, or a paper's number with a smaller ±, is "
-                     "needed.")
+                     "power were the true difference 0; 'cannot be decided at this margin': the reported ± (with the "
+                     "seed draw of a one-model paper) and our shared test set alone leave more error than δ allows at "
+                     "any number of seeds (even with the seed variance at its 90% lower confidence limit): a larger δ, "
+                     "or a paper's number with a smaller ±, is needed. `harness plan SUITE --power` gives the seeds, "
+                     "the floor and the smallest decidable δ of every reported cell and claim.")
     if any(cell.reported.margin is None for cell in cells):
         lines.append(margin_line(metric))
     lines.append("What each reported ± covers: " + "; ".join(
