@@ -296,6 +296,7 @@ def cmd_run(args) -> None:
     from harness.suite import Resources
 
     suite, specs, store = planned(args)
+    executor = local_executor(args)
     overrides = resource_overrides(args)
     for flag, value, minimum in (("--max-requeues", args.max_requeues, 0), ("--signal-delay-s", args.signal_delay_s, 1)):
         if value is not None and value < minimum:
@@ -329,7 +330,7 @@ def cmd_run(args) -> None:
         require_data(todo)
         preflight(suite, todo, args.cluster, resources_of)
         result = launcher.launch(todo, store, args.cluster, resources_of, args.max_parallel, progress=not args.quiet,
-                                 max_requeues=args.max_requeues, signal_delay_s=args.signal_delay_s)
+                                 max_requeues=args.max_requeues, signal_delay_s=args.signal_delay_s, executor=executor)
         if args.cluster == "slurm":
             arrays, runs = result.arrays, len(result.submitted)
             print(f"submitted {runs} run{'s' * (runs != 1)} in {len(arrays)} job array{'s' * (len(arrays) != 1)}:")
@@ -346,16 +347,34 @@ def cmd_run(args) -> None:
             view = status.run_views(store, specs)
             warn(view.warnings)
             _print_status(suite, specs, store, view)
+        for run_id, holder in result.elsewhere.items():
+            print(f"harness: run {run_id} skipped (running elsewhere): another launcher's worker holds it "
+                  f"({holder}); its record will come from there", file=sys.stderr)
         for run_id, why in result.crashed.items():
             print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
     _write_report(suite, store, "markdown", None, echo=True, specs=specs)
     if todo:
         finished = store.scan(todo)
-        failed = [spec for spec in todo if finished.states[spec.run_id].status != "done"]
+        elsewhere = set(result.elsewhere)
+        failed = [spec for spec in todo if finished.states[spec.run_id].status != "done" and spec.run_id not in elsewhere]
         if failed:
             print(f"harness: {len(failed)} of the {len(todo)} runs of this launch did not finish "
                   f"(failed or without a record): see `harness status {args.suite}`", file=sys.stderr)
             raise LaunchFailed()
+
+
+def local_executor(args) -> str:
+    """`--executor`, checked: local runs only; the fork server needs Linux."""
+    from harness import launch as launcher
+
+    if args.executor is None:
+        return launcher.DEFAULT_EXECUTOR
+    if args.cluster != "local":
+        raise HarnessError(f"--executor {args.executor}: only for --cluster local")
+    if args.executor == "pool" and not sys.platform.startswith("linux"):
+        raise HarnessError("--executor pool: forking a process that imported torch is safe on Linux only; "
+                           "use --executor submitit")
+    return args.executor
 
 
 class LaunchFailed(Exception):
@@ -594,7 +613,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also how many seeds each reported number and claim needs for a verdict at 80%% power, "
                            "from the finished runs")
     run = suite_command("run", cmd_run, "run every pending run")
-    run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local")
+    run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local",
+                     help="local (default): each run in a process of its own on this machine; debug: in this "
+                          "process, one after the other; slurm: job arrays, then return (see --wait)")
+    run.add_argument("--executor", choices=("pool", "submitit"), default=None,
+                     help="local: how each run gets its process. pool (default on Linux): forked from a server "
+                          "that imported torch once; submitit: a fresh Python per run through submitit's local "
+                          "executor (seconds slower per run; for comparison or debugging)")
     run.add_argument("--max-parallel", type=int, default=None, metavar="N",
                      help="runs at once (local default: as many as the cores hold; slurm: per job array, sbatch's %%)")
     run.add_argument("--force", action="store_true", help="rerun finished runs too")
@@ -606,13 +631,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--signal-delay-s", type=int, default=None, metavar="S",
                      help="slurm: checkpoint and requeue S to S+30 s before the time limit (default: 90, less for limits under 4 min)")
     given = run.add_argument_group("resources (override the suite's `resources` for every run)")
-    given.add_argument("--gpus", type=int, default=None, metavar="N")
-    given.add_argument("--cpus", type=int, default=None, metavar="N")
-    given.add_argument("--mem-gb", type=float, default=None, metavar="GB")
-    given.add_argument("--timeout-min", type=int, default=None, metavar="MIN")
-    given.add_argument("--partition", default=None)
-    given.add_argument("--account", default=None)
-    given.add_argument("--qos", default=None)
+    given.add_argument("--gpus", type=int, default=None, metavar="N",
+                       help="GPUs per run (slurm: --gpus-per-node; local: GPUs of its own among the visible ones)")
+    given.add_argument("--cpus", type=int, default=None, metavar="N",
+                       help="CPUs per run: torch's and the BLAS thread pools (slurm: --cpus-per-task)")
+    given.add_argument("--mem-gb", type=float, default=None, metavar="GB", help="memory per run (slurm: --mem; not enforced on this machine)")
+    given.add_argument("--timeout-min", type=int, default=None, metavar="MIN",
+                       help="time limit per run: checkpoint and requeue before it, see --max-requeues (slurm: --time)")
+    given.add_argument("--partition", default=None, help="slurm: the partition (default: the cluster's)")
+    given.add_argument("--account", default=None, help="slurm: the account to charge")
+    given.add_argument("--qos", default=None, help="slurm: the quality of service")
     given.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
                        help="any further sbatch option, e.g. --sbatch constraint=a100 (repeatable; KEY alone for a flag)")
     suite_command("status", cmd_status, "done / failed / running / requeued / pending / cancelled / lost, with errors and logs")
