@@ -54,11 +54,12 @@ def suite_text(runs: int) -> str:
         f"  lr: {lrs}\n"
         f"  meta_batch: {batches}\n"
         "  seed: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n"
+        "report: {margin: 1.0}\n"
         "reported:\n"
-        "  - {dataset: omniglot, shots: 1, method: protonet, value: 98.8, interval: 0.4, kind: ci95,"
-        " source: {paper: \"Snell et al. 2017\", table: \"Table 1\"}}\n"
-        "  - {dataset: omniglot, shots: 5, method: protonet, value: 99.7, interval: 0.1, kind: ci95,"
-        " source: {paper: \"Snell et al. 2017\", table: \"Table 1\"}}\n"
+        "  - {dataset: omniglot, shots: 1, method: protonet, value: 98.8, interval: 0.4, kind: ci95, over: episodes,"
+        " episodes: 1000, source: {paper: \"Snell et al. 2017\", table: \"Table 1\"}}\n"
+        "  - {dataset: omniglot, shots: 5, method: protonet, value: 99.7, interval: 0.1, kind: ci95, over: episodes,"
+        " episodes: 1000, source: {paper: \"Snell et al. 2017\", table: \"Table 1\"}}\n"
     )
 
 

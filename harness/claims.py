@@ -18,7 +18,9 @@ intersection-union test, no correction needed), refuted when some part is refute
 Holm over the parts, inconclusive otherwise. A suite's claims together: ``family`` holds
 the family-wise error of their verdicts at alpha by Holm (over the support p's and,
 separately, over the refute p's).
-Values are ``{seed: value}``; paired by seed as in ``harness.comparisons``.
+Values are ``{seed: value}``; paired by seed as in ``harness.comparisons``, or the
+difference of the two sides given (``difference``: a ``harness.stats.Difference`` a - b,
+where the caller decides the pairing and adds the errors of different test sets).
 """
 from __future__ import annotations
 
@@ -79,44 +81,50 @@ def _sign(direction: str) -> float:
 
 
 def equivalent(a: dict, b: dict, margin: float, paired: bool = True, alpha: float = 0.05,
-               names=("A", "B")) -> Claim:
-    d = seed_difference(a, b, paired)
+               names=("A", "B"), difference=None) -> Claim:
+    d = difference or seed_difference(a, b, paired)
     return region_claim(f"{names[0]} equivalent to {names[1]} within {margin:g}", d.difference, d.se, d.df,
                         -margin, margin, alpha, d.test)
 
 
 def not_worse(a: dict, b: dict, margin: float, paired: bool = True, direction: str = "higher",
-              alpha: float = 0.05, names=("A", "B")) -> Claim:
+              alpha: float = 0.05, names=("A", "B"), difference=None) -> Claim:
     """The quantity is a - b in the metric's direction (positive: a is better)."""
-    d, sign = seed_difference(a, b, paired), _sign(direction)
+    d, sign = difference or seed_difference(a, b, paired), _sign(direction)
     return region_claim(f"{names[0]} not worse than {names[1]} by {margin:g} or more", sign * d.difference, d.se,
                         d.df, -margin, math.inf, alpha, d.test)
 
 
 def better(a: dict, b: dict, paired: bool = True, direction: str = "higher", alpha: float = 0.05,
-           margin: float = 0.0, names=("A", "B")) -> Claim:
-    d, sign = seed_difference(a, b, paired), _sign(direction)
+           margin: float = 0.0, names=("A", "B"), difference=None) -> Claim:
+    d, sign = difference or seed_difference(a, b, paired), _sign(direction)
     by = f" by more than {margin:g}" if margin else ""
     return region_claim(f"{names[0]} better than {names[1]}{by}", sign * d.difference, d.se, d.df, margin,
                         math.inf, alpha, d.test)
 
 
 def cost_ratio(a_costs: dict, b_costs: dict, ratio: float, paired: bool = True, alpha: float = 0.05,
-               names=("A", "B")) -> Claim:
+               names=("A", "B"), why_not: str = "") -> Claim:
     """a's cost per run (training seconds, GPU-hours) at most ``ratio`` times b's, as the
     ratio of geometric means exp(mean log a - mean log b), tested on log costs."""
     logs = [{seed: math.log(value) for seed, value in costs.items()} for costs in (a_costs, b_costs)]
-    d = seed_difference(logs[0], logs[1], paired)
+    d = seed_difference(logs[0], logs[1], paired, why_not=why_not)
     return region_claim(f"{names[0]}'s cost at most {ratio:g} x {names[1]}'s", d.difference, d.se, d.df, -math.inf,
                         math.log(ratio), alpha, d.test + " of log costs", transform=math.exp)
 
 
 def intersection(text: str, parts, alpha: float = 0.05) -> Claim:
     """The claim that holds when every part does: p = the largest part's p_value
-    (intersection-union), p_refute = the smallest Holm-adjusted part's p_refute."""
+    (intersection-union), p_refute = the smallest Holm-adjusted part's p_refute. A part
+    without a test (one seed a side) cannot be shown to hold (its p counts as 1) and stays
+    out of Holm's family, so another part may still refute the claim; no part tested: no
+    verdict."""
     parts = tuple(parts)
-    p_value = float(np.max([p.p_value for p in parts]))
-    p_refute = float(np.min(holm([p.p_refute for p in parts])))
+    supports = np.array([p.p_value for p in parts], dtype=float)
+    refutes = holm([p.p_refute for p in parts])
+    tested = ~np.isnan(supports)
+    p_value = float(np.max(np.where(tested, supports, 1.0))) if tested.any() else math.nan
+    p_refute = float(np.nanmin(refutes)) if tested.any() else math.nan
     return Claim(text, _word(p_value, p_refute, alpha), p_value, p_refute, math.nan, math.nan, math.nan,
                  parts[0].region if parts else (math.nan, math.nan), "intersection of the parts", parts)
 

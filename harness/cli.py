@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import re
 import sys
@@ -151,6 +152,7 @@ def cmd_plan(args) -> None:
     scan = store.scan(specs)
     warn(scan.warnings + stale(specs, scan))
     groups = _estimate_groups(suite, specs, scan, store) if getattr(args, "estimate", False) else None
+    power = _power(suite, specs, store) if getattr(args, "power", False) else None
     if args.format == "json":
         runs = [{"run_id": spec.run_id, "status": scan.states[spec.run_id].status, "label": spec.label(),
                  "config": spec.config} for spec in specs]
@@ -159,6 +161,10 @@ def cmd_plan(args) -> None:
             from harness.estimate import as_dict
 
             document["estimate"] = as_dict(groups)
+        if power is not None:
+            from harness.report.power import as_dict as power_dict
+
+            document["seeds_needed"] = power_dict(*power)
         print(json.dumps(document, indent=1))
         return
     fixed = list(families.get(suite.family).plan_columns)
@@ -170,6 +176,17 @@ def cmd_plan(args) -> None:
         from harness.estimate import text
 
         print(text(groups), end="")
+    if power is not None:
+        from harness.report.power import text as power_text
+
+        print(power_text(*power), end="")
+
+
+def _power(suite, specs, store):
+    """`plan --power`: the seeds each reported cell and claim needs, from the finished runs (no torch)."""
+    from harness.report.power import needs
+
+    return needs(suite, store, specs)
 
 
 def _estimate_groups(suite, specs, scan, store):
@@ -488,7 +505,7 @@ def cmd_compare(args) -> None:
         with tempfile.TemporaryDirectory(prefix="harness-compare-") as temp:
             sides = [compare.read_side(rev, compare.revision_folder(folder, rev, Path(temp) / str(i)), suite.family,
                                        args.metric) for i, rev in enumerate(args.rev)]
-            result = compare.compare(*sides, suite, args.metric)
+            result = compare.compare(*sides, suite, args.metric, margin(args))
     else:
         if len(args.paths) != 2:
             raise HarnessError("compare A B: give two results folders (or SUITE --rev A --rev B)")
@@ -496,12 +513,27 @@ def cmd_compare(args) -> None:
         name = suite.name if suite is not None else args.suite
         sides = [compare.read_side(path, compare.suite_folder(Path(path), name), suite.family if suite else None,
                                    args.metric) for path in args.paths]
-        result = compare.compare(*sides, suite, args.metric)
+        result = compare.compare(*sides, suite, args.metric, margin(args))
     print(compare.markdown(result, suite) if fmt == "markdown" else compare.as_json(result), end="" if fmt == "markdown" else "\n")
     if args.fail_on_change and result.moved:
         sys.stdout.flush()
-        print(f"harness: {len(result.moved)} of {len(result.changes)} cells moved beyond their 95% intervals", file=sys.stderr)
+        deltas = "/".join(f"{m:g}" for m in sorted(set(result.margins.values())))
+        print(f"harness: {len(result.moved)} of {len(result.changes)} cells moved beyond δ = {deltas} "
+              f"({result.margin_source or 'no margin given'}; false discovery rate 5%)", file=sys.stderr)
         raise SystemExit(1)
+
+
+def margin(args) -> float | None:
+    """`compare --margin`: a positive number, the change that matters (None: not given)."""
+    if args.margin is None:
+        return None
+    try:
+        value = float(args.margin)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise HarnessError(f"--margin {args.margin}: must be a positive number (the change that matters, in the metric's units)")
+    return value
 
 
 def _compare_suite(text: str, required: bool = False):
@@ -577,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--estimate", action="store_true",
                       help="also the expected wall-clock and GPU-hours of the pending runs, from finished runs "
                            "of the same method, dataset and backbone in the results folder")
+    plan.add_argument("--power", action="store_true",
+                      help="also how many seeds each reported number and claim needs for a verdict at 80%% power, "
+                           "from the finished runs")
     run = suite_command("run", cmd_run, "run every pending run")
     run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local",
                      help="local (default): each run in a process of its own on this machine; debug: in this "
@@ -647,7 +682,10 @@ def add_run_commands(commands) -> None:
     compare.add_argument("--suite", default=None, help="suite file (its cells and metric) or the suite's folder name")
     compare.add_argument("--metric", default=None, help="default: the family's headline metric")
     compare.add_argument("--format", default=None, metavar="FORMAT", help="markdown (default) or json")
-    compare.add_argument("--fail-on-change", action="store_true", help="exit 1 when any cell moved beyond its 95%% interval")
+    compare.add_argument("--margin", default=None, metavar="DELTA",
+                         help="the change that matters, in the metric's units (default: the suite's report margin)")
+    compare.add_argument("--fail-on-change", action="store_true",
+                         help="exit 1 when any cell moved beyond the margin (false discovery rate 5%%)")
     compare.add_argument("--results", default=argparse.SUPPRESS, help="results folder (with --rev)")
     compare.set_defaults(func=cmd_compare)
     for name, func, help_text in (("log", cmd_log, "a run's log (run.log, after its older parts run.log.1, .2, ...)"),

@@ -11,12 +11,14 @@ a component's version bump changes run ids, not cells. With a suite file, only i
 count, named by its columns, for its family's headline metric; without one, every
 finished record counts, by its own ``spec`` and ``family``.
 
-Per cell: B - A of the metric's mean over seeds with its 95% interval, Welch over the
-seeds' values (each side needs 2 seeds). Per-unit samples (per-episode accuracies) are
-then not added: within a cell both sides share the config, hence the test units, whose
-sampling error B - A shares. With one seed on each side, the interval is over those units
-when both runs have them (paired when they share the seed, Welch otherwise). A cell moved
-when its interval excludes 0. No torch here.
+Per cell, B - A of the metric's mean over seeds (``harness.comparisons.compare_cells``):
+"identical" when both sides hold the same seeds with bit-identical values and samples;
+paired over the seeds both sides ran (at least 2), Welch otherwise; "moved" only beyond a
+margin δ (``--margin``, else the suite's report margin; 0 without either), with the false
+discovery rate over the cells held by Benjamini-Hochberg; "unchanged" when the 90%
+interval lies inside (-δ, δ); "inconclusive" otherwise; one seed a side: no verdict.
+Per-unit samples are not added: within a cell both sides share the config, hence the test
+units, whose sampling error B - A shares. No torch here.
 """
 from __future__ import annotations
 
@@ -32,9 +34,22 @@ from pathlib import Path
 from tabulate import tabulate
 
 from harness import HarnessError, families
+from harness.comparisons import (
+    IDENTICAL,
+    MOVED,
+    NO_VERDICT,
+    UNCHANGED,
+    UNDECIDED,
+    CellPair,
+    compare_cells,
+)
+from harness.report.shared import difference_bounds, interval_text, p_text, pm
 from harness.spec import canonical_json, expand, identity_config
-from harness.stats import compare_by_sample, t_interval, verdict, welch_difference
+from harness.stats import t_interval
 from harness.store import RECORD, RUN_ID, gc_paused
+from harness.tost import two_sided_interval
+
+ALPHA = 0.05
 
 
 @dataclass
@@ -120,7 +135,7 @@ def revision_folder(folder: Path, revision: str, into: Path) -> Path:
 def _git(args: list[str], cwd: Path, problem: str) -> str:
     if shutil.which("git") is None:
         raise HarnessError("--rev needs git, which is not installed")
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise HarnessError(problem)
     return done.stdout
@@ -234,30 +249,52 @@ def full_config(family, values: dict) -> dict:
 class Change:
     cell: Cell
     metric: object
-    difference: object  # harness.stats.Difference
-    verdict: str  # better / worse / indistinguishable / n/a
-    how: str
+    verdict: str  # identical, moved, unchanged, inconclusive, no verdict (harness.comparisons.compare_cells)
+    difference: object  # harness.stats.Difference of B - A; None when identical
+    low: float  # its 90% interval (the one "unchanged" reads)
+    high: float
+    p_moved: float  # p of |B - A| <= margin
+    q_moved: float  # Benjamini-Hochberg over the cells
+    p_unchanged: float  # TOST p of |B - A| >= margin
 
     @property
     def moved(self) -> bool:
-        return self.verdict in ("better", "worse")
+        return self.verdict == MOVED
+
+    @property
+    def better(self) -> bool | None:
+        """For a moved cell: whether B is better than A by the metric's direction."""
+        if not self.moved:
+            return None
+        return (self.difference.difference > 0) == (self.metric.direction == "higher")
 
 
-def change_of(cell: Cell, metric) -> Change:
-    a, b = [run.value for run in cell.a], [run.value for run in cell.b]
-    with_samples = metric.samples and all(run.samples is not None for run in cell.a + cell.b)
-    if len(a) >= 2 and len(b) >= 2:
-        difference = welch_difference(b, a, test="Welch over seeds")
-        how = difference.test + (f" ({metric.samples_name} shared by both sides: not added)" if with_samples else "")
-    elif with_samples and len(a) == 1 and len(b) == 1:
-        seed_a, seed_b = cell.a[0].config.get("seed"), cell.b[0].config.get("seed")
-        difference = compare_by_sample({seed_b: cell.b[0].samples}, {seed_a: cell.a[0].samples}, shared=True,
-                                       unit=metric.samples_name)
-        how = difference.test
-    else:
-        difference = welch_difference(b, a, test="Welch over seeds")
-        how = "no interval: fewer than 2 seeds on a side" + (f" and no {metric.samples_name}" if not with_samples else "")
-    return Change(cell, metric, difference, verdict(difference, metric.direction), how)
+def by_seed(runs: list) -> dict:
+    """{seed: value}; a seed a side ran twice (two records of one config) keeps both, unpaired."""
+    seeds = [run.config.get("seed") for run in runs]
+    return {(seed if seeds.count(seed) == 1 else f"{seed}/{run.run_id}"): run.value for seed, run in zip(seeds, runs)}
+
+
+def identical(cell: Cell) -> bool:
+    """The two sides hold the same seeds with bit-identical values and per-unit samples."""
+    def content(runs):
+        return sorted((json.dumps(run.config.get("seed")), repr(run.value), repr(run.samples)) for run in runs)
+
+    return content(cell.a) == content(cell.b)
+
+
+def changes_of(cells: list[Cell], metrics: dict, margins: dict) -> list[Change]:
+    """The compare rule on every cell on both sides (B - A), the false discovery rate held
+    over them all (``harness.comparisons.compare_cells``)."""
+    pairs = [CellPair(by_seed(cell.a), by_seed(cell.b), margins[cell.family], identical(cell)) for cell in cells]
+    found = compare_cells(pairs, paired=True)
+    changes = []
+    for cell, change in zip(cells, found):
+        d = change.difference
+        low, high = (two_sided_interval(d.difference, d.se, d.df, ALPHA) if d is not None else (math.nan, math.nan))
+        changes.append(Change(cell, metrics[cell.family], change.verdict, d, float(low), float(high), change.p_moved,
+                              change.q_moved, change.p_unchanged))
+    return changes
 
 
 @dataclass
@@ -269,35 +306,63 @@ class Comparison:
     only_b: list
     outside: int  # runs of cells the suite does not have
     metrics: dict  # family -> metric
+    margins: dict  # family -> the margin δ (0: none given)
+    margin_source: str  # "--margin", "the suite's report margin" or "" (none)
 
     @property
     def moved(self) -> list:
         return [change for change in self.changes if change.moved]
 
 
-def compare(a: Side, b: Side, suite=None, metric_name: str | None = None) -> Comparison:
+def margins_of(metrics: dict, suite, given: float | None) -> tuple[dict, str]:
+    """δ per family: ``--margin``, else the suite's report margin for the metric, else 0."""
+    if given is not None:
+        return dict.fromkeys(metrics, float(given)), "--margin"
+    if suite is not None:
+        margin = (suite.report_options.get("margin") or {}).get(metrics[suite.family].name)
+        if margin is not None:
+            return dict.fromkeys(metrics, float(margin)), "the suite's report margin"
+    return dict.fromkeys(metrics, 0.0), ""
+
+
+def compare(a: Side, b: Side, suite=None, metric_name: str | None = None, margin: float | None = None) -> Comparison:
+    """The changes of every cell on both sides; no cell in common is an error (a typo'd
+    folder or suite, not a clean bill of health)."""
     cells, outside = cells_of(a, b, suite)
     metrics = {cell.family: metric_of(families.get(cell.family), metric_name) for cell in cells}
     if suite is not None:
         metrics.setdefault(suite.family, metric_of(families.get(suite.family), metric_name))
-    changes = [change_of(cell, metrics[cell.family]) for cell in cells if cell.a and cell.b]
-    return Comparison(a, b, changes, [c for c in cells if c.a and not c.b], [c for c in cells if c.b and not c.a],
-                      outside, metrics)
+    common = [cell for cell in cells if cell.a and cell.b]
+    if not common:
+        only_a, only_b = sum(bool(c.a) for c in cells), sum(bool(c.b) for c in cells)
+        raise HarnessError(f"{a.label} and {b.label} have no cell in common ({only_a} cells only in A, {only_b} only "
+                           f"in B, of {len(a.runs)} and {len(b.runs)} finished runs): nothing to compare")
+    margins, source = margins_of(metrics, suite, margin)
+    return Comparison(a, b, changes_of(common, metrics, margins), [c for c in cells if c.a and not c.b],
+                      [c for c in cells if c.b and not c.a], outside, metrics, margins, source)
 
 
 # ---------------------------------------------------------------- output
 
 
-def _pm(interval) -> str:
-    if math.isnan(interval.mean):
-        return ""
-    return f"{interval.mean:.2f}" if math.isnan(interval.half_width) else f"{interval.mean:.2f} ± {interval.half_width:.2f}"
+def _side_text(runs: list, metric) -> str:
+    interval = t_interval([r.value for r in runs])
+    return pm(interval.mean, interval.half_width, bounds=metric.bounds)
 
 
-def _difference_text(difference) -> str:
-    if math.isnan(difference.half_width):
-        return f"{difference.difference:+.2f}"
-    return f"{difference.difference:+.2f} [{difference.low:+.2f}, {difference.high:+.2f}]"
+def _difference_text(change: Change) -> str:
+    d = change.difference
+    if d is None:
+        return "+0.00"
+    if math.isnan(change.low):
+        return f"{d.difference:+.2f}"
+    return f"{d.difference:+.2f} {interval_text(change.low, change.high, bounds=difference_bounds(change.metric))}"
+
+
+def _verdict_text(change: Change) -> str:
+    if change.moved:
+        return f"**moved** ({'better' if change.better else 'worse'})"
+    return change.verdict
 
 
 def _cell_text(cell: Cell, columns: list[str]) -> str:
@@ -312,21 +377,23 @@ def markdown(result: Comparison, suite=None) -> str:
         unit = f" in {metric.unit}" if metric.unit else ""
         lines.append(f"Metric: {metric.name}{unit} ({family}; {'lower' if metric.lower_is_better else 'higher'} is better).")
     moved = result.moved
-    better = sum(change.verdict == "better" for change in moved)
+    better = sum(bool(change.better) for change in moved)
+    counts = {word: sum(change.verdict == word for change in result.changes)
+              for word in (IDENTICAL, UNCHANGED, UNDECIDED, NO_VERDICT)}
     lines += [f"A: {result.a.folder} ({len(result.a.runs)} finished runs); B: {result.b.folder} ({len(result.b.runs)}).",
-              f"{len(result.changes)} cells on both sides: {len(moved)} moved ({better} better, {len(moved) - better} worse); "
-              f"{len(result.only_a)} only in A, {len(result.only_b)} only in B.", ""]
-    if result.changes:
-        rows = []
-        for change in result.changes:
-            shown = full_config(families.get(change.cell.family), change.cell.values)
-            a_values, b_values = [r.value for r in change.cell.a], [r.value for r in change.cell.b]
-            rows.append([shown.get(k) for k in columns] + [
-                len(a_values), len(b_values), _pm(t_interval(a_values)), _pm(t_interval(b_values)),
-                _difference_text(change.difference), {"better": "**better**", "worse": "**worse**"}.get(change.verdict, change.verdict),
-                change.how])
-        headers = columns + ["seeds A", "seeds B", "A (mean ± 95% CI)", "B (mean ± 95% CI)", "B − A [95% CI]", "moved", "interval"]
-        lines += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
+              f"{len(result.changes)} cells on both sides: {len(moved)} moved ({better} better, {len(moved) - better} "
+              f"worse), " + ", ".join(f"{n} {word}" for word, n in counts.items())
+              + f"; {len(result.only_a)} only in A, {len(result.only_b)} only in B.", ""]
+    rows = []
+    for change in result.changes:
+        shown = full_config(families.get(change.cell.family), change.cell.values)
+        rows.append([shown.get(k) for k in columns] + [
+            len(change.cell.a), len(change.cell.b), _side_text(change.cell.a, change.metric),
+            _side_text(change.cell.b, change.metric), _difference_text(change), p_text(change.q_moved),
+            _verdict_text(change), change.difference.test if change.difference is not None else "records identical"])
+    headers = columns + ["seeds A", "seeds B", "A (mean ± 95% CI)", "B (mean ± 95% CI)", "B − A [90% CI]",
+                         "q (moved, BH)", "verdict", "test"]
+    lines += [tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True), ""]
     for title, cells, side in (("Only in A", result.only_a, "a"), ("Only in B", result.only_b, "b")):
         if cells:
             lines += [f"{title}:", ""] + [f"- {_cell_text(c, columns)} ({len(getattr(c, side))} runs)" for c in cells] + [""]
@@ -335,13 +402,22 @@ def markdown(result: Comparison, suite=None) -> str:
 
 
 def notes(result: Comparison) -> list[str]:
-    lines = ["A cell: the runs that differ only by seed, matched by their config values without the seed. "
-             "B − A: the difference of the means over seeds; its 95% interval is Welch's over the seeds' values "
-             "(Welch-Satterthwaite degrees of freedom). Per-unit samples are not added to it: both sides of a cell have "
-             "the same config, so the same test units, whose sampling error the difference shares. With one seed a side, "
-             "the interval is over the two runs' per-unit samples (paired when they share the seed). "
-             "A cell moved (better / worse by the metric's direction) when its interval excludes 0; "
-             "indistinguishable when it contains 0; n/a without an interval."]
+    margins = sorted(set(result.margins.values()))
+    delta = " / ".join(f"{m:g}" for m in margins)
+    lines = [("A cell: the runs that differ only by seed, matched by their config values without the seed. B − A: the "
+              "difference of the means over seeds: the paired t over the seeds both sides ran when at least two are "
+              "shared, else Welch (df at the 80% upper confidence limits of the variances); shown with its 90% "
+              "interval. Per-unit samples are not added: both sides of a cell have the same config, so the same "
+              "test units, whose sampling error the difference shares."),
+             (f"Verdicts, δ = {delta} ({result.margin_source or 'no margin given'}): identical: the same seeds with "
+              "bit-identical values and per-unit samples; moved: |B − A| > δ shown with the false discovery rate over "
+              "the cells held at 5% (Benjamini-Hochberg over the cells' p of |B − A| ≤ δ: column q); unchanged: the "
+              "90% interval lies inside (−δ, +δ) (two one-sided tests at 5%); inconclusive otherwise; no verdict with "
+              "one seed a side (its interval would hold only the test units' noise).")]
+    if not result.margin_source:
+        lines.append("No margin: neither --margin nor the suite's `report: {margin: ...}` gives δ, so it is 0: moved "
+                     "is any difference shown at a 5% false discovery rate, and no cell can be shown unchanged. Give "
+                     "--margin δ (in the metric's units), the change that matters.")
     if result.outside:
         lines.append(f"{result.outside} finished runs belong to no cell of the suite and were left out.")
     for side in (result.a, result.b):
@@ -367,16 +443,21 @@ def as_json(result: Comparison) -> str:
     for change in result.changes:
         d = change.difference
         changes.append({**cell_of(change.cell), "metric": change.metric.name, "a": side_of(change.cell.a),
-                        "b": side_of(change.cell.b), "difference": number(d.difference), "ci95": number(d.half_width),
-                        "low": number(d.low), "high": number(d.high), "df": number(d.df), "p_value": number(d.p_value),
-                        "interval": change.how, "verdict": change.verdict, "moved": change.moved})
+                        "b": side_of(change.cell.b), "difference": number(d.difference) if d else 0.0,
+                        "low": number(change.low), "high": number(change.high), "interval": "90%",
+                        "df": number(d.df) if d else None, "p_moved": number(change.p_moved),
+                        "q_moved": number(change.q_moved), "p_unchanged": number(change.p_unchanged),
+                        "test": d.test if d else "records identical", "margin": result.margins[change.cell.family],
+                        "verdict": change.verdict, "moved": change.moved, "better": change.better})
     document = {
         "a": {"label": result.a.label, "folder": str(result.a.folder), "runs": len(result.a.runs), "unusable": result.a.unusable},
         "b": {"label": result.b.label, "folder": str(result.b.folder), "runs": len(result.b.runs), "unusable": result.b.unusable},
         "metrics": {family: metric.name for family, metric in result.metrics.items()},
+        "margins": result.margins, "margin_source": result.margin_source or None,
         "moved": len(result.moved), "cells": changes,
         "only_a": [{**cell_of(c), "runs": len(c.a)} for c in result.only_a],
         "only_b": [{**cell_of(c), "runs": len(c.b)} for c in result.only_b],
         "outside_suite": result.outside,
+        "notes": notes(result),
     }
     return json.dumps(document, indent=1, allow_nan=False)

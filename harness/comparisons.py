@@ -22,16 +22,24 @@ from harness.tost import conservative_df, outside_margin_p, region_p_values
 NO_VERDICT = "no verdict"
 
 
-def seed_difference(values, baseline, paired: bool, confidence: float = 0.95) -> Difference:
-    """values - baseline over seeds (see the module), with its two-sided interval."""
-    difference = compare_by_seed(values, baseline, paired)
-    if difference.paired or math.isnan(difference.se) or difference.se == 0:
+def seed_difference(values, baseline, paired: bool, confidence: float = 0.95, why_not: str = "",
+                    extra=()) -> Difference:
+    """values - baseline over seeds (see the module), with its two-sided interval.
+    ``why_not``: why the runs are not paired, in words (shown in the test's name);
+    ``extra``: further independent (variance, df) parts of an unpaired difference (the
+    errors of two different test sets, one per side), added to Welch's variance and df."""
+    difference = compare_by_seed(values, baseline, paired, why_not)
+    extra = [(float(v), float(df)) for v, df in extra if v > 0]
+    if difference.paired or math.isnan(difference.se) or (difference.se == 0 and not extra):
         return difference
     a, b = np.asarray(list(values.values()), float), np.asarray(list(baseline.values()), float)
-    df = float(conservative_df([(a.var(ddof=1) / len(a), len(a) - 1.0), (b.var(ddof=1) / len(b), len(b) - 1.0)]))
-    return replace(difference, df=df, half_width=t_quantile(0.5 + confidence / 2, df) * difference.se,
-                   p_value=t_two_sided_p(difference.difference / difference.se, df),
-                   test=difference.test + ", df at 80% limits")
+    parts = [(a.var(ddof=1) / len(a), len(a) - 1.0), (b.var(ddof=1) / len(b), len(b) - 1.0), *extra]
+    se = math.sqrt(sum(v for v, _ in parts))
+    df = float(conservative_df(parts))
+    test = difference.test.replace("Welch over seeds", "Welch over seeds + test-set errors", 1) if extra else difference.test
+    return replace(difference, se=se, df=df, half_width=t_quantile(0.5 + confidence / 2, df) * se,
+                   p_value=t_two_sided_p(difference.difference / se, df) if se > 0 else difference.p_value,
+                   test=test + ", df at 80% limits")
 
 
 def _sign(direction: str) -> float:
@@ -56,11 +64,14 @@ class BaselineComparison:
 
 
 def with_baseline(values: dict, baseline: str, paired: bool, direction: str = "higher",
-                  alpha: float = 0.05) -> list[BaselineComparison]:
-    """Every method of ``values`` ({method: {seed: value}}) but the baseline against it."""
+                  alpha: float = 0.05, difference=None) -> list[BaselineComparison]:
+    """Every method of ``values`` ({method: {seed: value}}) but the baseline against it.
+    ``difference(m, j)``: the ``Difference`` m - j where the pairing differs pair by pair
+    (default: ``seed_difference`` with ``paired``)."""
     sign = _sign(direction)
+    difference = difference or (lambda m, j: seed_difference(values[m], values[j], paired))
     methods = [m for m in values if m != baseline]
-    differences = [seed_difference(values[m], values[baseline], paired) for m in methods]
+    differences = [difference(m, baseline) for m in methods]
     adjusted = holm([d.p_value for d in differences])
     rows = []
     for method, difference, p_holm in zip(methods, differences, adjusted):
@@ -102,7 +113,7 @@ class BestRanking:
 
 
 def against_best(values: dict, margin: float, paired: bool, direction: str = "higher",
-                 alpha: float = 0.05) -> BestRanking:
+                 alpha: float = 0.05, difference=None) -> BestRanking:
     """Each method against the empirical best, picked after looking at the data.
 
     A method m is "within δ of the best" when it is shown not worse than EVERY other
@@ -111,25 +122,31 @@ def against_best(values: dict, margin: float, paired: bool, direction: str = "hi
     whichever method is truly best; Holm over the methods holds the family-wise error at
     alpha. Otherwise "not shown within δ of the best" (never "≈ best"). The best is
     "significantly best" (bold in LaTeX) when its one-sided test of beating each other
-    method rejects after Holm over those tests."""
+    method rejects after Holm over those tests. A NaN margin: no labels, the best and
+    whether it is significantly best only. ``difference(m, j)``: as ``with_baseline``'s."""
     sign = _sign(direction)
+    difference = difference or (lambda m, j: seed_difference(values[m], values[j], paired))
     methods = list(values)
     means = {m: np.mean(list(values[m].values())) for m in methods}
     best = max(methods, key=lambda m: sign * means[m])
     others = [m for m in methods if m != best]
-    pair = {(m, j): seed_difference(values[m], values[j], paired) for m in methods for j in methods if m != j}
+    pair = {}
+    for i, m in enumerate(methods):  # j - m is m - j mirrored: each pair's test is run once
+        for j in methods[i + 1:]:
+            d = pair[m, j] = difference(m, j)
+            pair[j, m] = replace(d, difference=-d.difference, n=d.n_baseline, n_baseline=d.n)
+    order = list(pair)  # every (m, j) tested at once, for the margin and for 0
+    estimate, se, df = (np.array([getattr(pair[k], name) for k in order], dtype=float) for name in ("difference", "se", "df"))
+    p_low = dict(zip(order, region_p_values(sign * estimate, se, df, -margin, math.inf)[0]))
+    p_zero = dict(zip(order, region_p_values(sign * estimate, se, df, 0.0, math.inf)[0]))
 
-    def p_of(m, j, low):
-        d = pair[(m, j)]
-        return float(region_p_values(sign * d.difference, d.se, d.df, low, math.inf)[0])
-
-    p_within = [float(np.max([p_of(m, j, -margin) for j in methods if j != m])) for m in others]
+    p_within = [float(np.max([p_low[m, j] for j in methods if j != m])) for m in others]
     adjusted = holm(p_within)
     rows = [BestComparison(best, best, None, math.nan, math.nan, BEST)]
     for m, p, p_holm in zip(others, p_within, adjusted):
         label = NO_VERDICT if math.isnan(p_holm) else WITHIN if p_holm <= alpha else NOT_SHOWN
         rows.append(BestComparison(m, best, pair[(m, best)], p, float(p_holm), label))
-    beats = holm([p_of(best, j, 0.0) for j in others])
+    beats = holm([float(p_zero[best, j]) for j in others])
     significant = None if np.isnan(beats).any() or not others else bool(np.all(beats <= alpha))
     return BestRanking(best, margin, rows, significant, float(np.max(beats)) if others else math.nan)
 

@@ -72,6 +72,13 @@ def reproduction_power(margin: float, seeds: int, model: VarianceModel, truth: f
     """P(the (1 - 2 alpha) interval of ours - reported lies inside (-margin, margin)) with
     ``seeds`` seeds when the true difference is ``truth``: exact under the model for
     normal seed means (the seed mean and s^2 are independent; s^2 is integrated over)."""
+    return region_power(-margin, margin, seeds, model, truth, alpha)
+
+
+def region_power(low: float, high: float, seeds: int, model: VarianceModel, truth: float = 0.0,
+                 alpha: float = 0.05) -> float:
+    """P(the (1 - 2 alpha) interval lies inside (low, high)), either end possibly infinite:
+    the power of any claim of ``harness.tost`` (a one-sided claim has one infinite end)."""
     if seeds < 2:
         return 0.0
     sigma2 = model.seed_variance
@@ -81,9 +88,31 @@ def reproduction_power(margin: float, seeds: int, model: VarianceModel, truth: f
     half = t_quantile(1 - alpha, conservative_df(parts)) * se_hat
     sd = math.sqrt(sum(float(v) for v, _ in model.parts(seeds)))
     if sd == 0:
-        return float(np.mean(np.abs(truth) + half < margin))
-    inside = special.ndtr((margin - half - truth) / sd) - special.ndtr((-margin + half - truth) / sd)
+        return float(np.mean((truth - half > low) & (truth + half < high)))
+    inside = special.ndtr((high - half - truth) / sd) - special.ndtr((low + half - truth) / sd)
     return float(np.mean(np.maximum(inside, 0.0)))
+
+
+def seeds_for_region(low: float, high: float, model: VarianceModel, truth: float = 0.0, alpha: float = 0.05,
+                     power: float = 0.8, max_seeds: int = 1000) -> int | None:
+    """The smallest k >= 2 (seeds a side) whose ``region_power`` at ``truth`` reaches
+    ``power``; None when ``truth`` is not inside the region or more than ``max_seeds``
+    would be needed (the power is non-decreasing in k: a doubling search, then bisection)."""
+    if not low < truth < high:
+        return None
+
+    def enough(k):
+        return region_power(low, high, k, model, truth, alpha) >= power
+
+    low_k, high_k = 1, 2
+    while not enough(high_k):
+        if high_k == max_seeds:
+            return None
+        low_k, high_k = high_k, min(2 * high_k, max_seeds)
+    while high_k - low_k > 1:
+        middle = (low_k + high_k) // 2
+        low_k, high_k = (low_k, middle) if enough(middle) else (middle, high_k)
+    return high_k
 
 
 FLOOR_CONFIDENCE = 0.9

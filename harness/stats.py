@@ -1,4 +1,6 @@
-"""Confidence intervals and the agreement rule (see notes in the README's report section)."""
+"""Confidence intervals: the t-interval of a mean, the standard error a reported ± implies,
+and the difference of two methods over seeds (paired t or Welch). The verdicts built on
+them are ``harness.reproduction``, ``harness.comparisons`` and ``harness.claims``."""
 from __future__ import annotations
 
 import math
@@ -45,12 +47,6 @@ def t_interval(values, confidence: float = 0.95) -> Interval:
     return Interval(mean, quantile * se, se, n)
 
 
-def reported_se(interval: float | None, kind: str | None, n: int | None) -> tuple[float, str]:
-    """Standard error implied by a reported +- value, and how it was derived."""
-    se, rule, _ = reported_error(interval, kind, n)
-    return se, rule
-
-
 def reported_error(interval: float | None, kind: str | None, n: int | None) -> tuple[float, str, float]:
     """(standard error implied by a reported +- value, how it was derived, its degrees of
     freedom: n - 1 when n is known, else infinite)."""
@@ -77,36 +73,6 @@ def welch_satterthwaite(parts) -> float:
     total = sum(v for v, _ in parts)
     below = sum(v * v / df for v, df in parts if math.isfinite(df))
     return total * total / below if below > 0 else math.inf
-
-
-@dataclass(frozen=True)
-class Agreement:
-    difference: float  # ours - reported
-    se: float  # sqrt(se_ours^2 + se_reported^2)
-    df: float  # Welch-Satterthwaite degrees of freedom (inf: the normal quantile)
-    quantile: float  # t(0.975, df)
-    bound: float  # quantile * se
-    agrees: bool
-
-
-def agreement(ours: float, reported: float, seed_se: float = math.nan, seed_df: float = math.inf,
-              sample_se: float = 0.0, sample_df: float = math.inf, reported_se: float = 0.0,
-              reported_df: float = math.inf) -> Agreement:
-    """Does our mean agree with a reported number?
-
-    se_ours^2 = seed_se^2 + sample_se^2: the spread of our seed means (k - 1 df), plus the
-    sampling error of the test units (episodes) every seed shares, which that spread does
-    not contain (the paper's number came from other episodes). Agreement when
-    |ours - reported| <= t(0.975, df) * sqrt(se_ours^2 + se_reported^2), df by
-    Welch-Satterthwaite over the three parts."""
-    parts = [(seed_se ** 2, seed_df), (sample_se ** 2, sample_df), (reported_se ** 2, reported_df)]
-    variance = sum(v for v, _ in parts if not math.isnan(v))
-    df = welch_satterthwaite(parts)
-    quantile = Z95 if math.isinf(df) else t_quantile(0.975, df)
-    se = math.sqrt(variance)
-    difference = ours - reported
-    bound = quantile * se
-    return Agreement(difference, se, df, quantile, bound, abs(difference) <= bound if se > 0 else difference == 0)
 
 
 # -- differences between two methods (paired comparisons with a baseline) ------------
@@ -164,32 +130,18 @@ def paired_difference(values, baseline, confidence: float = 0.95, test: str = "p
     return _difference(mean, float(differences.var(ddof=1)) / n, float(n - 1), n, n, True, test, confidence)
 
 
-def welch_difference(values, baseline, extra=(), confidence: float = 0.95, test: str = "Welch t") -> Difference:
+def welch_difference(values, baseline, confidence: float = 0.95, test: str = "Welch t") -> Difference:
     """mean(values) - mean(baseline) with Welch's interval: variance s1²/n1 + s2²/n2,
     Welch-Satterthwaite degrees of freedom (the interval of
-    ``scipy.stats.ttest_ind(values, baseline, equal_var=False)``). ``extra``: further
-    independent variance parts ``(variance, df)`` of the difference (the test-episode
-    sampling error of means that share one episode set), added to the variance and to
-    the degrees of freedom's combination."""
+    ``scipy.stats.ttest_ind(values, baseline, equal_var=False)``)."""
     values, baseline = np.asarray(values, dtype=float), np.asarray(baseline, dtype=float)
     n, m = len(values), len(baseline)
     mean = float(values.mean() - baseline.mean()) if n and m else math.nan
     if n < 2 or m < 2:
         return _difference(mean, math.nan, math.nan, n, m, False, test, confidence)
-    parts = [(float(values.var(ddof=1)) / n, float(n - 1)), (float(baseline.var(ddof=1)) / m, float(m - 1)), *extra]
+    parts = [(float(values.var(ddof=1)) / n, float(n - 1)), (float(baseline.var(ddof=1)) / m, float(m - 1))]
     variance = sum(v for v, _ in parts)
     return _difference(mean, variance, welch_satterthwaite(parts), n, m, False, test, confidence)
-
-
-def verdict(difference: Difference, direction: str = "higher") -> str:
-    """better / worse / indistinguishable (the interval contains 0: two-sided, at the
-    interval's level), by the metric's direction; n/a without an interval."""
-    if math.isnan(difference.half_width):
-        return "n/a"
-    if difference.low > 0 or difference.high < 0:
-        gained = difference.difference > 0
-        return "better" if gained == (direction == "higher") else "worse"
-    return "indistinguishable"
 
 
 def compare_by_seed(values: dict, baseline: dict, paired: bool, why_not: str = "") -> Difference:
@@ -205,46 +157,3 @@ def compare_by_seed(values: dict, baseline: dict, paired: bool, why_not: str = "
     reason = why_not or ("seeds not shared" if paired else "")
     return welch_difference(list(values.values()), list(baseline.values()),
                             test="Welch over seeds" + (f" (not paired: {reason})" if reason else ""))
-
-
-def compare_by_sample(samples: dict, baseline: dict, shared: bool, unit: str = "samples", why_not: str = "") -> Difference:
-    """A method's per-seed samples (``{seed: [per-unit values]}``, e.g. per-episode
-    accuracies) against the baseline's.
-
-    ``shared`` says both were scored on the same units (same evaluation settings); they
-    are then also checked to have equal lengths. With shared units:
-    - at least 2 seeds in common: per common seed s, d_s = mean over units of
-      (value - baseline) = mean_s - baseline_mean_s; the t-interval of the d_s over the
-      seeds (k - 1 df) = ``ttest_rel`` of the seed means;
-    - one seed in common: the paired t-interval over its units (n - 1 df) = ``ttest_rel``
-      of the two runs' per-unit values.
-    Otherwise Welch: over the seed means when both sides have at least 2 seeds (plus each
-    side's sampling error of the units its seeds share, when the units differ), over the
-    units when both have one seed; else no interval."""
-    common = sorted(set(samples) & set(baseline))
-    if shared and common and any(len(samples[s]) != len(baseline[s]) for s in common):
-        shared, why_not = False, f"{unit} counts differ"
-    if shared and len(common) >= 2:
-        return paired_difference([np.mean(samples[s]) for s in common], [np.mean(baseline[s]) for s in common],
-                                 test=f"paired t over seeds (shared {unit})")
-    if shared and len(common) == 1:
-        seed = common[0]
-        return paired_difference(samples[seed], baseline[seed], test=f"paired t over {unit} (seed {seed})")
-    reason = f" (not paired: {why_not or 'no seed in common'})"
-    ours, theirs = list(samples.values()), list(baseline.values())
-    if len(ours) == 1 and len(theirs) == 1:
-        return welch_difference(ours[0], theirs[0], test=f"Welch over {unit} (one seed each){reason}")
-    extra = [] if shared else [shared_sample_error(ours), shared_sample_error(theirs)]
-    plus = "" if shared else f" + {unit} error"
-    return welch_difference([np.mean(s) for s in ours], [np.mean(s) for s in theirs], extra=extra,
-                            test=f"Welch over seeds{plus}{reason}")
-
-
-def shared_sample_error(per_seed_samples) -> tuple[float, float]:
-    """(variance, df) of the sampling error of the units that every seed shares: the mean
-    over seeds of each seed's squared standard error, with the summed degrees of freedom
-    (the same rule as the agreement's se_ours)."""
-    usable = [t_interval(samples) for samples in per_seed_samples if len(samples) > 1]
-    if not usable:
-        return 0.0, math.inf
-    return sum(i.se ** 2 for i in usable) / len(usable), float(sum(i.n - 1 for i in usable))

@@ -1,5 +1,7 @@
 """`harness compare`: two results folders, or one suite at two git revisions; cells matched
-by config values without the seed; Welch intervals that match scipy; --fail-on-change."""
+by config values without the seed; identical / moved (beyond a margin, Benjamini-Hochberg
+over the cells) / unchanged (TOST) / inconclusive by hand against scipy; one seed a side
+gives no verdict; --margin, --fail-on-change (only on moved); no cell in common: exit 2."""
 import json
 import os
 import subprocess
@@ -46,23 +48,55 @@ def two_sides(tmp_path):
     return tmp_path, suite, a, b
 
 
-def test_cells_match_across_run_ids_and_welch_matches_scipy(two_sides):
-    tmp_path, suite, a, b = two_sides
+def seed_means(values: dict, cell) -> list:
+    return [values[cell][s][0] for s in sorted(values[cell])]
+
+
+def test_cells_match_across_run_ids_and_the_verdicts_by_hand(two_sides):
+    """Shared seeds: B - A paired over them (scipy's ttest_rel); moved beyond δ at a 5% false
+    discovery rate over the cells (scipy's false_discovery_control); unchanged by TOST."""
+    tmp_path, _, a, b = two_sides
     sides = [compare.read_side(x, compare.suite_folder(tmp_path / x, None), None, None) for x in "AB"]
-    result = compare.compare(*sides)
+    margin = 2.0
+    result = compare.compare(*sides, margin=margin)
     assert len(result.changes) == 3 and [c.values["method"] for c in result.only_b] == ["mtl"]
+    assert result.margins == {"fewshot": 2.0} and result.margin_source == "--margin"
+    p_moved = []
     for change in result.changes:
         cell = (change.cell.values["shots"], change.cell.values["method"])
-        a_values, b_values = [v for v, _ in a[cell].values()], [v for v, _ in b[cell].values()]
-        test = scipy_stats.ttest_ind(b_values, a_values, equal_var=False)
-        low, high = test.confidence_interval(0.95)
-        d = change.difference
-        assert d.difference == pytest.approx(np.mean(b_values) - np.mean(a_values))
-        assert (d.low, d.high) == (pytest.approx(low), pytest.approx(high))
-        assert change.moved == (low > 0 or high < 0)
-        assert "Welch over seeds" in change.how and "episodes" in change.how
-    protonet = [c for c in result.changes if c.cell.values["method"] == "protonet"]
-    assert all(c.verdict == "better" for c in protonet)
+        diffs = np.subtract(seed_means(b, cell), seed_means(a, cell))
+        test = scipy_stats.ttest_rel(seed_means(b, cell), seed_means(a, cell))
+        d, se, df = diffs.mean(), scipy_stats.sem(diffs), len(diffs) - 1
+        assert change.difference.difference == pytest.approx(d) and change.difference.paired
+        assert change.difference.p_value == pytest.approx(test.pvalue)
+        half = scipy_stats.t.ppf(0.95, df) * se
+        assert (change.low, change.high) == (pytest.approx(d - half), pytest.approx(d + half))
+        # p of |B - A| <= δ at its least favourable point |B - A| = δ
+        p = scipy_stats.t.sf((abs(d) - margin) / se, df) + scipy_stats.t.cdf((-abs(d) - margin) / se, df)
+        assert change.p_moved == pytest.approx(p)
+        p_moved.append(p)
+        tost = max(scipy_stats.ttest_1samp(diffs, -margin, alternative="greater").pvalue,
+                   scipy_stats.ttest_1samp(diffs, margin, alternative="less").pvalue)
+        assert change.p_unchanged == pytest.approx(tost)
+    q = scipy_stats.false_discovery_control(p_moved)
+    for change, q_value in zip(result.changes, q):
+        assert change.q_moved == pytest.approx(q_value)
+        expected = "moved" if q_value <= 0.05 else "unchanged" if change.p_unchanged <= 0.05 else "inconclusive"
+        assert change.verdict == expected
+    verdicts = {c.cell.values["method"]: c.verdict for c in result.changes if c.cell.values["shots"] == 1}
+    assert verdicts == {"protonet": "moved", "mtl": "unchanged"}  # +6 points; no change at all
+    assert all(c.better for c in result.changes if c.cell.values["method"] == "protonet")
+
+
+def test_identical_records_are_identical_and_one_seed_a_side_has_no_verdict(tmp_path):
+    suite = load_suite(write_suite(tmp_path, GRID, name="grid.yaml"))
+    fill(tmp_path / "A", suite, {})
+    result = compare.compare(*[compare.read_side(x, tmp_path / "A" / suite.name, None, None) for x in "AB"], margin=1.0)
+    assert {c.verdict for c in result.changes} == {"identical"} and not result.moved
+    fill(tmp_path / "C", suite, {}, seeds={0})
+    fill(tmp_path / "D", suite, {"protonet": 9.0}, seeds={0}, rng=np.random.default_rng(5))
+    one = compare.compare(*[compare.read_side(x, tmp_path / x / suite.name, suite.family, None) for x in "CD"], suite, margin=1.0)
+    assert {c.verdict for c in one.changes} == {"no verdict"}  # even the 9-point move: its interval would hold episodes only
 
 
 def test_a_record_without_a_key_at_its_default_is_in_the_same_cell(tmp_path):
@@ -77,17 +111,6 @@ def test_a_record_without_a_key_at_its_default_is_in_the_same_cell(tmp_path):
     assert len(result.changes) == 4 and not result.only_a and not result.only_b
 
 
-def test_one_seed_a_side_uses_the_episodes_paired(tmp_path):
-    suite = load_suite(write_suite(tmp_path, GRID, name="grid.yaml"))
-    a = fill(tmp_path / "A", suite, {}, seeds={0})
-    b = fill(tmp_path / "B", suite, {"protonet": 1.0}, seeds={0}, rng=np.random.default_rng(5))
-    result = compare.compare(*[compare.read_side(x, tmp_path / x / suite.name, suite.family, None) for x in "AB"], suite)
-    change = next(c for c in result.changes if (c.cell.values["shots"], c.cell.values["method"]) == (1, "protonet"))
-    low, high = scipy_stats.ttest_rel(b[1, "protonet"][0][1], a[1, "protonet"][0][1]).confidence_interval(0.95)
-    assert (change.difference.low, change.difference.high) == (pytest.approx(low), pytest.approx(high))
-    assert "paired t over episodes" in change.how
-
-
 def test_with_a_suite_file_only_its_cells_count(two_sides):
     tmp_path, suite, a, b = two_sides
     narrow = load_suite(write_suite(tmp_path, GRID.replace("shots: [1, 5]", "shots: [1]"), name="narrow.yaml"))
@@ -96,18 +119,36 @@ def test_with_a_suite_file_only_its_cells_count(two_sides):
     assert result.outside == 3 + 6 and not result.only_b
 
 
-def test_cli_folders_markdown_json_and_fail_on_change(two_sides):
+def test_cli_folders_markdown_json_margin_and_fail_on_change(two_sides):
     tmp_path, suite, a, b = two_sides
-    shown = harness_cli(tmp_path, "compare", "A", "B", "--suite", "grid.yaml")
+    shown = harness_cli(tmp_path, "compare", "A", "B", "--suite", "grid.yaml", "--margin", "2")
     assert shown.returncode == 0, shown.stderr
-    assert "**better**" in shown.stdout and "Only in B" in shown.stdout and "| shots" in shown.stdout
-    as_json = json.loads(harness_cli(tmp_path, "compare", "A/tiny", "B/tiny", "--format", "json").stdout)
-    assert as_json["moved"] >= 2 and len(as_json["only_b"]) == 1 and as_json["only_a"] == []
-    assert {c["verdict"] for c in as_json["cells"] if c["config"]["method"] == "protonet"} == {"better"}
-    failed = harness_cli(tmp_path, "compare", "A", "B", "--fail-on-change")
-    assert failed.returncode == 1 and "cells moved" in failed.stderr
+    assert "**moved** (better)" in shown.stdout and "Only in B" in shown.stdout and "| shots" in shown.stdout
+    assert "δ = 2 (--margin)" in shown.stdout and "Benjamini-Hochberg" in shown.stdout and "| unchanged " in shown.stdout
+    as_json = json.loads(harness_cli(tmp_path, "compare", "A/tiny", "B/tiny", "--format", "json", "--margin", "2").stdout)
+    assert as_json["moved"] == 2 and len(as_json["only_b"]) == 1 and as_json["only_a"] == []
+    assert {c["verdict"] for c in as_json["cells"] if c["config"]["method"] == "protonet"} == {"moved"}
+    assert as_json["margins"] == {"fewshot": 2.0} and as_json["margin_source"] == "--margin"
+    failed = harness_cli(tmp_path, "compare", "A", "B", "--fail-on-change", "--margin", "2")
+    assert failed.returncode == 1 and "2 of 3 cells moved beyond δ = 2 (--margin" in failed.stderr
+    # the suite's report margin: a 6-point move is within δ = 8, so nothing moved beyond it
+    wide = write_suite(tmp_path, GRID + "report: {margin: 8.0}\n", name="wide.yaml")
+    calm = harness_cli(tmp_path, "compare", "A", "B", "--suite", str(wide), "--fail-on-change")
+    assert calm.returncode == 0 and "δ = 8 (the suite's report margin)" in calm.stdout and "0 moved" in calm.stdout
+    unset = harness_cli(tmp_path, "compare", "A", "B")
+    assert "No margin: neither --margin nor the suite's `report: {margin: ...}` gives δ" in unset.stdout
     same = harness_cli(tmp_path, "compare", "A", "A", "--fail-on-change")
-    assert same.returncode == 0 and "0 moved" in same.stdout
+    assert same.returncode == 0 and "0 moved" in same.stdout and "3 identical" in same.stdout
+
+
+def test_no_cell_in_common_is_one_line_and_exit_2_even_under_fail_on_change(tmp_path):
+    suite = load_suite(write_suite(tmp_path, GRID, name="grid.yaml"))
+    fill(tmp_path / "C", suite, {}, skip={(1, "mtl"), (1, "protonet"), (5, "protonet")})
+    fill(tmp_path / "D", suite, {}, skip={(5, "mtl"), (5, "protonet"), (1, "mtl")})
+    for extra in ([], ["--fail-on-change"]):
+        result = harness_cli(tmp_path, "compare", "C", "D", *extra)
+        assert_one_line_error(result, "C and D have no cell in common (1 cells only in A, 1 only in B, of 3 and 3 "
+                                      "finished runs): nothing to compare")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -117,6 +158,8 @@ def test_cli_folders_markdown_json_and_fail_on_change(two_sides):
     (["compare", "A", "B", "--metric", "speed"], "--metric speed"),
     (["compare", "grid.yaml", "--rev", "HEAD"], "exactly two revisions"),
     (["compare", "A", "empty"], "has no run folders"),
+    (["compare", "A", "B", "--margin", "-1"], "--margin -1: must be a positive number"),
+    (["compare", "A", "B", "--margin", "big"], "--margin big: must be a positive number"),
 ])
 def test_bad_compare_input_is_one_line(two_sides, args, fragment):
     tmp_path = two_sides[0]
@@ -150,8 +193,8 @@ def test_a_suite_at_two_git_revisions(tmp_path):
     assert shown.returncode == 0, shown.stderr
     document = json.loads(shown.stdout)
     assert document["a"]["label"] == "HEAD~1" and document["a"]["runs"] == 9 and document["b"]["runs"] == 12
-    verdicts = {(c["config"]["shots"], c["config"]["method"]): c["verdict"] for c in document["cells"]}
-    assert verdicts[1, "mtl"] == "worse" and len(document["only_b"]) == 1
+    verdicts = {(c["config"]["shots"], c["config"]["method"]): (c["verdict"], c["better"]) for c in document["cells"]}
+    assert verdicts[1, "mtl"] == ("moved", False) and len(document["only_b"]) == 1
     assert run("compare", "grid.yaml", "--rev", "HEAD~1", "--rev", "HEAD", "--fail-on-change").returncode == 1
     assert run("compare", "grid.yaml", "--rev", "HEAD", "--rev", "HEAD", "--fail-on-change").returncode == 0
     assert_one_line_error(run("compare", "grid.yaml", "--rev", "nope", "--rev", "HEAD"), "--rev nope")

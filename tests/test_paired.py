@@ -1,6 +1,8 @@
-"""Paired comparisons with a baseline: the statistics against scipy, the choice of test
-(paired over seeds, over episodes, Welch) in the few-shot and multi-task reports, and the
-suite's `report:` key and `--baseline` with one-line errors."""
+"""Paired comparisons with a baseline: the statistics against scipy, the one pairing rule
+(paired over seeds where the runs agree on what the seed fixes and on their test units,
+else Welch with each side's test-set error) in the few-shot and multi-task reports, Holm
+within a comparison group, and the suite's `report:` key and `--baseline` with one-line
+errors."""
 import math
 from pathlib import Path
 
@@ -14,17 +16,13 @@ from test_multitask_suite import filled  # noqa: F401 (a fixture)
 from test_store import fake_record
 
 from harness.cli import main
+from harness.comparisons import seed_difference
+from harness.multiplicity import holm
 from harness.report import build
 from harness.report.generic import compute
+from harness.reproduction import shared_test_error
 from harness.spec import expand
-from harness.stats import (
-    compare_by_sample,
-    compare_by_seed,
-    paired_difference,
-    shared_sample_error,
-    verdict,
-    welch_difference,
-)
+from harness.stats import compare_by_seed, paired_difference, welch_difference
 from harness.store import Store
 from harness.suite import SuiteError, load_suite
 
@@ -61,75 +59,20 @@ def test_welch_difference_is_scipys_ttest_ind_unequal_variances():
     assert ours.df == pytest.approx(theirs.df) and (ours.n, ours.n_baseline) == (6, 4) and not ours.paired
 
 
-def test_welch_difference_with_extra_variance_parts_by_hand():
+def test_welch_with_the_test_set_errors_of_two_sides_by_hand():
+    """Unpaired runs on different test sets: each side's shared test-set error is added, and
+    the df combines every part at its 80% upper confidence limit."""
     extra = [(0.3, 100.0), (0.2, 50.0)]
-    ours = welch_difference(A, B, extra=extra)
-    va, vb = A.var(ddof=1) / 6, B.var(ddof=1) / 6
-    variance = va + vb + 0.5
-    df = variance ** 2 / (va ** 2 / 5 + vb ** 2 / 5 + 0.3 ** 2 / 100 + 0.2 ** 2 / 50)
+    ours = seed_difference(dict(enumerate(A)), {s + 10: v for s, v in enumerate(B)}, paired=False,
+                           why_not="test_queries differ", extra=extra)
+    parts = [(A.var(ddof=1) / 6, 5.0), (B.var(ddof=1) / 6, 5.0), *extra]
+    widened = [(v * df / scipy_stats.chi2.ppf(0.2, df), df) for v, df in parts]
+    df = sum(v for v, _ in widened) ** 2 / sum(v * v / d for v, d in widened)
+    variance = sum(v for v, _ in parts)
     assert ours.se == pytest.approx(math.sqrt(variance)) and ours.df == pytest.approx(df)
     assert ours.half_width == pytest.approx(scipy_stats.t.ppf(0.975, df) * math.sqrt(variance))
-
-
-def test_verdict_follows_the_metrics_direction():
-    better = paired_difference(A + 5, A + RNG.normal(0, 0.1, size=6))
-    assert verdict(better, "higher") == "better" and verdict(better, "lower") == "worse"
-    assert verdict(paired_difference([1.0, 2.0, 3.0, 4.0], [1.5, 1.5, 3.6, 3.5]), "higher") == "indistinguishable"
-    assert verdict(paired_difference([1.0], [2.0]), "higher") == "n/a"  # one pair: no interval
-    constant = paired_difference([2.0, 3.0], [1.0, 2.0])  # the same difference every time
-    assert constant.half_width == 0 and verdict(constant) == "better"
-    assert verdict(paired_difference([1.0, 2.0], [1.0, 2.0])) == "indistinguishable"
-    with pytest.raises(ValueError, match="equal lengths"):
-        paired_difference([1.0, 2.0], [1.0])
-
-
-def episodes(seeds, shift, size=50, rng=None):
-    difficulty = np.random.default_rng(3).normal(0, 8, size=size)  # shared episodes: the same difficulty for every run
-    rng = rng or np.random.default_rng(4)
-    return {s: list(80 + shift + difficulty + rng.normal(0, 2, size=size) + rng.normal(0, 1)) for s in seeds}
-
-
-def test_shared_episodes_and_several_seeds_pair_the_seed_means():
-    ours, base = episodes([0, 1, 2, 3], 1.0, rng=np.random.default_rng(5)), episodes([0, 1, 2, 3], 0.0, rng=np.random.default_rng(6))
-    result = compare_by_sample(ours, base, shared=True, unit="episodes")
-    means, base_means = [np.mean(ours[s]) for s in range(4)], [np.mean(base[s]) for s in range(4)]
-    # per seed: the mean over the shared episodes of the per-episode difference
-    per_seed = [np.mean(np.subtract(ours[s], base[s])) for s in range(4)]
-    assert per_seed == pytest.approx(np.subtract(means, base_means).tolist())
-    reference = scipy_stats.ttest_rel(means, base_means)
-    assert result.test == "paired t over seeds (shared episodes)" and result.n == 4
-    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-10)
-    assert result.half_width == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
-
-
-def test_one_common_seed_pairs_the_episodes():
-    ours, base = episodes([0], 1.0), episodes([0], 0.0, rng=np.random.default_rng(9))
-    result = compare_by_sample(ours, base, shared=True, unit="episodes")
-    reference = scipy_stats.ttest_rel(ours[0], base[0])
-    assert result.test == "paired t over episodes (seed 0)" and result.n == 50 and result.df == 49
-    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-10)
-    assert result.half_width == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
-
-
-def test_unequal_episode_counts_fall_back_to_welch_and_say_so():
-    ours, base = episodes([0, 1, 2], 1.0, size=50), episodes([0, 1, 2], 0.0, size=40)
-    result = compare_by_sample(ours, base, shared=True, unit="episodes")
-    assert result.test == "Welch over seeds + episodes error (not paired: episodes counts differ)" and not result.paired
-    extra = [shared_sample_error(ours.values()), shared_sample_error(base.values())]
-    expected = welch_difference([np.mean(v) for v in ours.values()], [np.mean(v) for v in base.values()], extra=extra)
-    assert result.half_width == pytest.approx(expected.half_width) and result.p_value == pytest.approx(expected.p_value)
-    # each side's shared-episode error: the mean over seeds of the squared per-episode standard error
-    variance, df = extra[0]
-    assert variance == pytest.approx(np.mean([scipy_stats.sem(v) ** 2 for v in ours.values()])) and df == 3 * 49
-
-
-def test_unshared_single_runs_are_welch_over_their_episodes():
-    ours, base = episodes([0], 1.0), episodes([4], 0.0, size=30)
-    result = compare_by_sample(ours, base, shared=False, unit="episodes", why_not="test_queries differ")
-    reference = scipy_stats.ttest_ind(ours[0], base[4], equal_var=False)
-    assert result.test == "Welch over episodes (one seed each) (not paired: test_queries differ)"
-    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-10)
-    assert math.isnan(compare_by_sample(episodes([0, 1], 1.0), episodes([0], 0.0), shared=False).half_width)
+    assert ours.p_value == pytest.approx(2 * scipy_stats.t.sf(abs(A.mean() - B.mean()) / math.sqrt(variance), df))
+    assert ours.test == "Welch over seeds + test-set errors (not paired: test_queries differ), df at 80% limits"
 
 
 def test_compare_by_seed_pairs_the_common_seeds_or_uses_welch():
@@ -156,8 +99,8 @@ def fill(tmp_path, text):
     difficulty = np.random.default_rng(0).normal(0, 6, size=40)
     values = {}
     for spec in expand(suite):
-        rng = np.random.default_rng(100 * spec.config["seed"] + len(spec.config["method"]))
-        shift = {"protonet": 89.0, "mtl": 87.5}[spec.config["method"]] + rng.normal(0, 0.7)
+        rng = np.random.default_rng(100 * spec.config["seed"] + len(spec.config["method"]) + 7 * (spec.config["method"] == "maml"))
+        shift = {"protonet": 89.0, "mtl": 87.5, "maml": 85.0}[spec.config["method"]] + rng.normal(0, 0.7)
         size = spec.config["test_episodes"]
         accuracies = 87.0 + difficulty[:size] + shift - 87.0 + rng.normal(0, 2, size=size)
         values[spec.config["method"], spec.config["seed"]] = accuracies
@@ -166,35 +109,57 @@ def fill(tmp_path, text):
 
 
 def test_fewshot_comparison_is_the_paired_t_of_the_seed_means(tmp_path):
-    suite, store, values = fill(tmp_path, THREE_SEEDS + "report:\n  baseline: protonet\n")
+    suite, store, values = fill(tmp_path, THREE_SEEDS.replace("method: [protonet, mtl]", "method: [protonet, mtl, maml]")
+                                + "report:\n  baseline: protonet\n")
     assert suite.report_options == {"baseline": "protonet"}
-    (row,) = compute(suite, store, {"baseline": "protonet"}).sections[0].comparisons
-    mtl, proto = [values["mtl", s].mean() for s in range(3)], [values["protonet", s].mean() for s in range(3)]
-    reference = scipy_stats.ttest_rel(mtl, proto)
-    assert (row.key["method"], row.baseline, row.test) == ("mtl", "protonet", "paired t over seeds (shared episodes)")
-    assert row.difference == pytest.approx(np.mean(mtl) - np.mean(proto))
-    assert row.ci95 == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
-    assert row.p_value == pytest.approx(reference.pvalue, rel=1e-10)
-    assert row.verdict == ("indistinguishable" if reference.pvalue > 0.05 else ("better" if row.difference > 0 else "worse"))
+    rows = compute(suite, store, {"baseline": "protonet"}).sections[0].comparisons
+    assert [row.key["method"] for row in rows] == ["mtl", "maml"]
+    proto = [values["protonet", s].mean() for s in range(3)]
+    references = [scipy_stats.ttest_rel([values[row.key["method"], s].mean() for s in range(3)], proto) for row in rows]
+    for row, reference in zip(rows, references):
+        mine = [values[row.key["method"], s].mean() for s in range(3)]
+        assert (row.baseline, row.test) == ("protonet", "paired t over seeds")
+        assert row.difference == pytest.approx(np.mean(mine) - np.mean(proto))
+        assert row.ci95 == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
+        assert row.p_value == pytest.approx(reference.pvalue, rel=1e-10)
+        assert row.wins == sum(m > b for m, b in zip(mine, proto)) and row.n == 3
+    # Holm within the comparison group (one dataset, ways, shots, backbone): the two p-values together
+    adjusted = holm([r.pvalue for r in references])
+    assert [row.p_holm for row in rows] == pytest.approx(list(adjusted))
+    for row, p_holm in zip(rows, adjusted):
+        assert row.verdict == ("indistinguishable" if p_holm > 0.05 else ("better" if row.difference > 0 else "worse"))
     text, _ = build(suite, store, "markdown", {"plots": False})
-    assert "## Paired comparisons with protonet" in text
-    line = next(l for l in text.splitlines() if l.startswith("| omniglot") and "paired t over seeds" in l)
-    assert f"{row.difference:+.2f} ± {row.ci95:.2f}" in line and "| mtl " in line
-    assert "Paired t over seeds (shared episodes): every method and seed was tested on the same episodes" in text
+    assert "## Paired comparisons with protonet" in text and "| p_holm " in text and "| wins " in text
+    line = next(l for l in text.splitlines() if l.startswith("| omniglot") and "| mtl " in l and "paired t over seeds" in l)
+    assert f"{rows[0].difference:+.2f} ± {rows[0].ci95:.2f}" in line and f"| {rows[0].wins}/3 " in line
+    assert "Holm-adjusted p (p_holm, over the methods compared with the baseline in one dataset, ways, shots, " \
+           "backbone)" in text and "not corrected" not in text
+
+
+def test_one_seed_a_side_gives_no_verdict(tmp_path):
+    suite, store, _ = fill(tmp_path, TINY_SUITE + "report:\n  baseline: protonet\n")
+    (row,) = compute(suite, store, {"baseline": "protonet"}).sections[0].comparisons
+    assert row.verdict == "no verdict" and math.isnan(row.ci95) and math.isnan(row.p_holm)
 
 
 def test_fewshot_runs_on_other_test_episodes_are_not_paired(tmp_path):
     text = THREE_SEEDS.replace("resources:", "overrides:\n  - when: {method: mtl}\n    set: {test_queries: 6}\nresources:")
     suite, store, values = fill(tmp_path, text)
     (row,) = compute(suite, store, {"baseline": "protonet"}).sections[0].comparisons
-    assert row.test == "Welch over seeds + episodes error (not paired: test_queries differ)" and not row.paired
-    mtl = {s: values["mtl", s] for s in range(3)}
-    proto = {s: values["protonet", s] for s in range(3)}
-    expected = welch_difference([v.mean() for v in mtl.values()], [v.mean() for v in proto.values()],
-                                extra=[shared_sample_error(mtl.values()), shared_sample_error(proto.values())])
+    assert row.test == "Welch over seeds + test-set errors (not paired: test_queries differ), df at 80% limits"
+    assert not row.paired
+    mtl = np.array([values["mtl", s] for s in range(3)])
+    proto = np.array([values["protonet", s] for s in range(3)])
+    # each side's own test set: the mean cross-seed covariance of its per-episode values over n
+    extra = [shared_test_error(mtl), shared_test_error(proto)]
+    covariance = np.cov(mtl)
+    assert extra[0][0] == pytest.approx(max(covariance[~np.eye(3, dtype=bool)].mean(), 0) / mtl.shape[1])
+    expected = seed_difference(dict(enumerate(mtl.mean(axis=1))), {s + 3: v for s, v in enumerate(proto.mean(axis=1))},
+                               paired=False, extra=[e for e in extra if e[0] > 0])
     assert row.ci95 == pytest.approx(expected.half_width) and row.p_value == pytest.approx(expected.p_value)
     markdown, _ = build(suite, store, "markdown", {"plots": False, "baseline": "protonet"})
-    assert "Welch: the runs cannot be paired (the reason is given)" in markdown
+    assert "Welch: the runs cannot be paired (the keys that differ are named)" in markdown
+    assert "'+ test-set errors' adds each side's error of its own episodes" in markdown
 
 
 def test_no_baseline_no_comparison_section(tmp_path):
@@ -215,10 +180,10 @@ def test_multitask_comparison_pairs_by_seed(filled):
     difference = np.mean(np.subtract(averages["pcgrad"], averages["unitary"]))
     assert f"{difference:+.2f} ± {half_width(reference.confidence_interval()):.2f}" in line
     assert f"| {reference.pvalue:.3f} " in line or reference.pvalue < 0.001
-    # mgda_ub lost seed 2: paired over the two seeds both have
+    # mgda_ub lost seed 2: paired over the two seeds both have; Holm over the group's two comparisons
     mgda = next(l for l in text.splitlines() if l.startswith("| multi_mnist | mgda_ub") and "paired" in l)
     reference = scipy_stats.ttest_rel(averages["mgda_ub"], averages["unitary"][:2])
-    assert f"± {half_width(reference.confidence_interval()):.2f}" in mgda and "| worse " in mgda
+    assert f"± {half_width(reference.confidence_interval()):.2f}" in mgda and ("| worse " in mgda or "| indistinguishable " in mgda)
 
 
 def test_multitask_runs_with_other_data_order_use_welch(tmp_path):
@@ -236,9 +201,14 @@ def test_multitask_runs_with_other_data_order_use_welch(tmp_path):
 
     (row,) = multitask_compute(suite, store, {"baseline": "unitary"}).sections[0].comparisons
     reference = scipy_stats.ttest_ind(averages["pcgrad"], averages["unitary"], equal_var=False)
-    assert row.test == "Welch over seeds (not paired: batch_size differ)"
-    assert row.p_value == pytest.approx(reference.pvalue, rel=1e-10)
-    assert row.ci95 == pytest.approx(half_width(reference.confidence_interval()), rel=1e-10)
+    assert row.test == "Welch over seeds (not paired: batch_size differ), df at 80% limits"
+    # scipy's Welch statistic; the df at the variances' 80% upper limits (harness.tost.conservative_df)
+    pcgrad, unitary = np.array(averages["pcgrad"]), np.array(averages["unitary"])
+    parts = [(pcgrad.var(ddof=1) / 3, 2.0), (unitary.var(ddof=1) / 3, 2.0)]
+    widened = [(v * df / scipy_stats.chi2.ppf(0.2, df), df) for v, df in parts]
+    df = sum(v for v, _ in widened) ** 2 / sum(v * v / d for v, d in widened)
+    assert row.p_value == pytest.approx(2 * scipy_stats.t.sf(abs(reference.statistic), df), rel=1e-10)
+    assert row.difference / (row.ci95 / scipy_stats.t.ppf(0.975, df)) == pytest.approx(reference.statistic)
 
 
 # ------------------------------------------------------------------ the suite's `report:` key and --baseline
@@ -287,22 +257,29 @@ def test_command_line_baseline_overrides_the_suites(tmp_path, capsys):
 
 
 def test_the_keys_that_decide_pairing(tmp_path):
+    """One rule for every family: what the seed fixes (the family's paired_by) and what
+    fixes the metric's test units (its shared_by, else the test_*/eval_* keys)."""
     from types import SimpleNamespace
 
     from harness import families
-    from harness.report.paired import evaluation_keys, shared_keys
+    from harness.api import Metric
+    from harness.report.paired import evaluation_keys, pairing_keys, unit_keys
 
     family = families.get("fewshot")
     assert {"test_episodes", "test_queries", "eval_seed"} <= set(evaluation_keys(family))
     assert all(k.startswith(("test_", "eval_")) for k in evaluation_keys(family))
-    from harness.api import Metric
-
     plain = Metric("accuracy")  # declares no shared_by: the test_*/eval_* convention
-    assert shared_keys(family, plain) == evaluation_keys(family)
-    assert shared_keys(family, family.headline) == family.headline.shared_by  # the few-shot family declares its own
+    assert unit_keys(family, plain) == evaluation_keys(family)
+    assert family.paired_by is None  # seeds share only their test episodes
+    assert pairing_keys(family, family.headline) == family.headline.shared_by
     assert "eval_seed" in family.headline.shared_by and "test_episodes" in family.headline.shared_by
-    assert shared_keys(family, SimpleNamespace(shared_by=("eval_seed",))) == ("eval_seed",)  # a family's declaration
-    assert shared_keys(family, plain, ["test_queries"]) == ("test_queries",)  # a family report's option wins
+    declared = SimpleNamespace(paired_by=("dataset", "batch_size"), keys=family.keys)
+    assert pairing_keys(declared, SimpleNamespace(shared_by=("dataset",))) == ("dataset", "batch_size")
+    assert pairing_keys(declared, SimpleNamespace(shared_by=("eval_seed",))) == ("dataset", "batch_size", "eval_seed")
+    assert pairing_keys(family, plain, ["test_queries"]) == ("test_queries",)  # a report's option wins
+    for name in ("multitask", "rl"):
+        other = families.get(name)
+        assert set(other.paired_by) <= set(pairing_keys(other, other.headline)), name
 
 
 def test_a_family_report_may_say_which_keys_fix_the_test_units(tmp_path):
@@ -310,9 +287,9 @@ def test_a_family_report_may_say_which_keys_fix_the_test_units(tmp_path):
     suite, store, _ = fill(tmp_path, text)
     # the few-shot family declares the keys that fix its test episodes: test_inner_steps is not one
     (paired,) = compute(suite, store, {"baseline": "protonet"}).sections[0].comparisons
-    assert paired.test == "paired t over seeds (shared episodes)"
+    assert paired.test == "paired t over seeds"
     options = {"baseline": "protonet", "shared_by": ("test_inner_steps", "eval_seed")}
     (cautious,) = compute(suite, store, options).sections[0].comparisons
-    assert cautious.test.endswith("(not paired: test_inner_steps differ)")
+    assert "(not paired: test_inner_steps differ)" in cautious.test and not cautious.paired
     markdown, _ = build(suite, store, "markdown", {"plots": False, "baseline": "protonet", "shared_by": ("eval_seed",)})
-    assert "paired t over seeds (shared episodes)" in markdown
+    assert "| paired t over seeds |" in markdown

@@ -41,19 +41,40 @@ def test_cells_match_scipy(filled):
     for seed in cell.seeds:
         low, high = scipy_stats.t.interval(0.95, 39, loc=episodes[seed.seed].mean(), scale=scipy_stats.sem(episodes[seed.seed]))
         assert seed.within.mean == pytest.approx(episodes[seed.seed].mean()) and seed.within.half_width == pytest.approx((high - low) / 2)
-    # reported 90.0 +- 1.0 (ci95 over 600 episodes); ours: the seeds' spread plus the shared
-    # episodes' sampling error; t quantile at the Welch-Satterthwaite degrees of freedom
-    se_reported = 1.0 / scipy_stats.t.ppf(0.975, 599)
-    se_seeds = scipy_stats.sem(seed_means)
-    se_episodes = math.sqrt(np.mean([scipy_stats.sem(episodes[s]) ** 2 for s in (0, 1, 2)]))
-    variance = se_seeds ** 2 + se_episodes ** 2 + se_reported ** 2
-    df = variance ** 2 / (se_seeds ** 4 / 2 + se_episodes ** 4 / (3 * 39) + se_reported ** 4 / 599)
-    bound = scipy_stats.t.ppf(0.975, df) * math.sqrt(variance)
-    assert cell.agreement.difference == pytest.approx(np.mean(seed_means) - 90.0)
-    assert cell.agreement.df == pytest.approx(df)
-    assert cell.agreement.bound == pytest.approx(bound)
-    assert cell.agrees == (abs(np.mean(seed_means) - 90.0) <= bound)
+    # reported 90.0 +- 1.0 (ci95 over the 600 episodes of ONE model); the suite sets no margin: no verdict
+    assert cell.reported.value == 90.0 and cell.reported.over == "episodes" and cell.reported.count == 600
+    assert cell.reported.se == pytest.approx(1.0 / scipy_stats.t.ppf(0.975, 599))
+    assert cell.reproduction is None and cell.verdict is None and cell.verdict_note == "no verdict: no margin"
     assert (cell.interval.n, cell.samples) == (3, 40)
+
+
+def test_the_reproduction_verdict_by_hand(filled):
+    """ours - reported: se² = s²/k + s² (the paper's one model) + the shared test set (mean
+    cross-seed covariance / n) + the reported se²; df by Welch-Satterthwaite at the 80% upper
+    limits; the 90% interval against (-δ, δ)."""
+    suite, store, episodes = filled
+    suite = load_suite(write_suite(store.root.parent, TWO_SEEDS + "report: {margin: 4.0}\n"))
+    (cell,) = compute(suite, store).sections[0].cells
+    x = np.array([episodes[s] for s in (0, 1, 2)])
+    means = x.mean(axis=1)
+    s2 = means.var(ddof=1)
+    covariance = np.cov(x)  # rows: seeds; ddof 1 over the 40 episodes
+    shared = max(covariance[~np.eye(3, dtype=bool)].mean(), 0.0) / 40
+    reported = (1.0 / scipy_stats.t.ppf(0.975, 599)) ** 2
+    parts = [(s2 * (1 / 3 + 1), 2.0), (shared, 39.0), (reported, 599.0)]
+    parts = [(v, df) for v, df in parts if v > 0]
+    widened = [(v * df / scipy_stats.chi2.ppf(0.2, df), df) for v, df in parts]
+    df = sum(v for v, _ in widened) ** 2 / sum(v * v / d for v, d in widened)
+    se = math.sqrt(sum(v for v, _ in parts))
+    difference = means.mean() - 90.0
+    half = scipy_stats.t.ppf(0.95, df) * se
+    found = cell.reproduction
+    assert found.difference == pytest.approx(difference) and found.se == pytest.approx(se)
+    assert found.df == pytest.approx(df) and (found.low, found.high) == pytest.approx((difference - half, difference + half))
+    p_equivalent = max(scipy_stats.t.sf((difference + 4.0) / se, df), scipy_stats.t.cdf((difference - 4.0) / se, df))
+    assert found.p_equivalent == pytest.approx(p_equivalent)
+    inside = -4.0 < difference - half and difference + half < 4.0
+    assert (cell.verdict == "reproduced") == inside and cell.verdict in ("reproduced", "not reproduced", "inconclusive")
 
 
 def test_markdown_and_csv(filled):
@@ -61,11 +82,13 @@ def test_markdown_and_csv(filled):
     text, warnings = build(suite, store, "markdown")
     assert warnings == []
     assert "| omniglot" in text and "90.00 ± 1.00 (ci95) [1]" in text
-    assert "Agreement rule" in text and "Welch-Satterthwaite" in text and "[1] test paper, Table 1" in text
+    assert "no verdict: no margin" in text and "set `report: {margin: ...}` in the suite" in text
+    assert "[1] test paper, Table 1: ci95 over the 600 test episodes of ONE trained model" in text
+    assert "a std is taken as the standard error itself" in text and "agree" not in text.lower()
     assert "Runs: 3 done, 0 failed, 0 running, 3 pending" in text
     csv, _ = build(suite, store, "csv")
     header, *rows = csv.strip().splitlines()
-    assert header.startswith("row,dataset,ways,shots,method") and "agrees" in header
+    assert header.startswith("row,dataset,ways,shots,method") and ",verdict," in header and "agrees" not in header
     cells = [row for row in rows if row.startswith("cell,")]
     assert len(rows) == 7 and len(cells) == 1 and cells[0].startswith("cell,omniglot,5,1,protonet")
 

@@ -1,11 +1,11 @@
-"""Statistics: intervals against scipy and hand computation, the reported-se rules, agreement."""
+"""Statistics: intervals against scipy and hand computation, the reported-se rules."""
 import math
 
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness.stats import Z95, agreement, reported_error, reported_se, t_interval
+from harness.stats import Z95, reported_error, t_interval
 
 
 def test_t_interval_matches_scipy():
@@ -40,31 +40,9 @@ def test_t_interval_single_value_has_no_width():
     (None, None, None, 0.0),
 ])
 def test_reported_se_rules(interval, kind, n, expected):
-    se, rule = reported_se(interval, kind, n)
+    se, rule, _ = reported_error(interval, kind, n)
     assert se == pytest.approx(expected, rel=1e-12)
     assert rule
-
-
-def test_agreement_rule_by_hand():
-    # 3 seeds: seed se 0.3 (2 df); the shared test episodes: se 0.2 (3 x 599 df); reported se 0.4 (599 df)
-    verdict = agreement(70.0, 69.2, seed_se=0.3, seed_df=2, sample_se=0.2, sample_df=3 * 599,
-                        reported_se=0.4, reported_df=599)
-    variance = 0.3 ** 2 + 0.2 ** 2 + 0.4 ** 2
-    df = variance ** 2 / (0.3 ** 4 / 2 + 0.2 ** 4 / 1797 + 0.4 ** 4 / 599)  # Welch-Satterthwaite
-    assert verdict.difference == pytest.approx(0.8)
-    assert verdict.se == pytest.approx(math.sqrt(variance))
-    assert verdict.df == pytest.approx(df)
-    assert verdict.quantile == pytest.approx(scipy_stats.t.ppf(0.975, df))
-    assert verdict.bound == pytest.approx(scipy_stats.t.ppf(0.975, df) * math.sqrt(variance))
-    assert verdict.agrees == (0.8 <= verdict.bound)
-    # few seeds make the quantile wider than the normal one
-    assert verdict.quantile > Z95 + 0.05
-
-
-def test_agreement_without_finite_degrees_of_freedom_uses_the_normal_quantile():
-    verdict = agreement(70.0, 69.5, sample_se=0.3, reported_se=0.4)  # one seed: no seed spread
-    assert verdict.quantile == pytest.approx(Z95) and verdict.bound == pytest.approx(Z95 * 0.5)
-    assert verdict.agrees and not agreement(70.0, 69.0, sample_se=0.1, reported_se=0.1).agrees
 
 
 def test_reported_error_degrees_of_freedom():

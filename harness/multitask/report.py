@@ -2,15 +2,16 @@
 
 One table per dataset, one row per cell (dataset, method, other varying axes): each
 task's metric and their average, mean over seeds ± the 95% t-interval across seeds (k-1
-degrees of freedom); whether the method is statistically indistinguishable from the
-best one of its group (``harness.report.verdicts.judge_best``); time per training step
-and peak memory, also as ratios to `unitary` measured in the same suite. With a baseline
-(``report: {baseline: ...}`` or ``--baseline``): each method's difference in average to
-it, paired by seed (the runs of one seed share their data order when they agree on
-``DATA_ORDER_KEYS``), Welch otherwise. Plots per dataset: the per-task bars and the cost
-ratios. Formats: markdown, csv (tidy), latex, json. Built on the shared cells, columns
-and renderers of ``harness.report``; the cell model is ``harness.multitask.report_cells``.
-No torch here.
+degrees of freedom); the reproduction verdict against a reported number; the label
+against the best of its group (``harness.report.verdicts.judge_best``: within δ of the
+best, Holm); time per training step and peak memory, also as ratios to `unitary`
+measured in the same suite. With a baseline (``report: {baseline: ...}`` or
+``--baseline``): each method's difference in average to it, Holm over the group, paired by
+seed where the runs pair (the family's ``paired_by``: the same seed shuffles the same data
+the same way), Welch otherwise. The suite's claims. Plots per dataset: the per-task bars
+and the cost ratios. Formats: markdown, csv (tidy), latex, json. Built on the shared
+cells, columns and renderers of ``harness.report``; the cell model is
+``harness.multitask.report_cells``. No torch here.
 """
 from __future__ import annotations
 
@@ -22,16 +23,24 @@ from harness.multitask.report_cells import (
     task_directions,
     task_names,
 )
-from harness.report import latex, markdown, plots
+from harness.report import claims, latex, markdown, plots
 from harness.report.collect import counts, report_warnings
-from harness.report.columns import Column, Table, View, fields
+from harness.report.columns import (
+    REPORTED_COLUMNS,
+    VS_BEST,
+    Column,
+    Table,
+    View,
+    fields,
+    mean_fields,
+    mean_json,
+)
 from harness.report.document import comparison_json
 from harness.report.figures import figures_or_warning
 from harness.report.generic import resolve_options
 from harness.report.model import Report
 from harness.report.paired import notes as comparison_notes
 from harness.report.shared import (
-    VS_BEST,
     arrow,
     comparison_keys,
     dumps,
@@ -44,7 +53,7 @@ from harness.report.shared import (
     row_label,
     tidy_csv,
 )
-from harness.report.tidy import comparison_rows
+from harness.report.tidy import comparison_rows, header
 
 FORMATS = ("markdown", "csv", "latex", "json")
 
@@ -56,8 +65,7 @@ def task_column(name: str, direction: str | None) -> Column:
     header = name + arrow(direction or "higher")
     part = lambda cell: cell.parts[name]
     return Column(name, View(header, lambda c, t: pm(part(c).mean, part(c).half_width)),
-                  View(header, lambda c, t: latex_pm(part(c).mean, part(c).half_width), best=lambda c: part(c).mean,
-                       direction=lambda t: direction or "higher"))
+                  View(header, lambda c, t: latex_pm(part(c).mean, part(c).half_width), bold=lambda c: name in c.bold))
 
 
 def _ms(cell) -> str:
@@ -73,9 +81,11 @@ def _figure(name: str, field: str, header: str, text) -> Column:
 
 
 COLUMNS = [
-    Column("average", View("average ± 95% CI", lambda c, t: pm(c.mean, c.ci95)),
-           View("average", lambda c, t: latex_pm(c.mean, c.ci95), best=lambda c: c.mean, direction=lambda t: "higher")),
-    Column("vs_best", View("vs best", lambda c, t: VS_BEST[c.vs_best])),
+    Column("average", View("average ± 95% CI", lambda c, t: pm(c.mean, c.ci95, bounds=c.metric.bounds)),
+           View("average", lambda c, t: latex_pm(c.mean, c.ci95, bounds=c.metric.bounds),
+                bold=lambda c: c.metric.name in c.bold)),
+    *REPORTED_COLUMNS,
+    VS_BEST,
     Column("seconds_per_step", View("s/step", lambda c, t: _ms(c) + " ms"), View("ms/step", lambda c, t: _ms(c)),
            tidy=lambda c: {"seconds_per_step": c.cost["seconds_per_step"]},
            json=lambda c: {"seconds_per_step": c.cost["seconds_per_step"]}),
@@ -90,30 +100,37 @@ def columns(cells, directions: dict) -> list[Column]:
     return [SEEDS, *(task_column(name, directions.get(name)) for name in task_names(cells)), *COLUMNS]
 
 
-NOTES = [
-    ("Metrics: mean over seeds ± half-width of the 95% t-interval across seeds (k-1 degrees of freedom). "
-     "`vs best`: Welch's t-test of the seeds' averages against the best method's, two-sided at 5%: "
-     "`≈ best` when the difference is not significant."),
-    ("Cost: mean seconds per training step (device synchronised) and peak memory (GPU allocated, else CPU RSS), "
-     "with their ratios to `unitary` in the same suite."),
-]
+def notes(cells, metric) -> list[str]:
+    """What the table shows: the values, the test set behind them, the cost."""
+    lines = ["Metrics: mean over seeds ± half-width of the 95% t-interval across seeds (k-1 degrees of freedom)."]
+    if metric.samples and any(cell.samples for cell in cells):
+        unit = metric.samples_name.removesuffix("s")
+        lines.append(f"Per-{unit} samples: each run records every test {unit}'s score (their mean is its average). The "
+                     f"intervals across seeds and the comparisons between methods hold the spread of training seeds "
+                     f"on this test set; a verdict against a paper's number adds the error of the test set our seeds "
+                     f"share (the mean cross-seed covariance of the per-{unit} scores over n).")
+    lines.append("Cost: mean seconds per training step (device synchronised) and peak memory (GPU allocated, else CPU "
+                 "RSS), with their ratios to `unitary` in the same suite.")
+    return lines
 
 
-def dataset_table(cells, keys: list[str], metric, directions: dict) -> list[str]:
+def dataset_table(cells, keys: list[str], metric, directions: dict, margin) -> list[str]:
     """One dataset's markdown table (its tasks are the columns), with the notes."""
-    return [markdown.table(columns(cells, directions), Table(metric, cells, keys)), "", *NOTES]
+    context = Table(metric, cells, keys, comparison_keys(keys))
+    return [markdown.table(columns(cells, directions), context), "", *notes(cells, metric),
+            *markdown.verdict_notes(context, margin)]
 
 
-def dataset_latex(suite, cells, keys: list[str], metric, directions: dict) -> list[str]:
+def dataset_latex(suite, cells, keys: list[str], metric, directions: dict, margin) -> list[str]:
     """One dataset's booktabs table: the best of each task column and of the average in
-    bold (by the task's direction) per comparison group."""
+    bold (by the task's direction) per comparison group, where significantly best."""
     dataset, shown_keys = cells[0].key["dataset"], [k for k in keys if k != "dataset"]
-    caption = latex_escape(
-        f"{dataset}: test metrics, mean over seeds ± half-width of the 95% t-interval across seeds (k-1 degrees of "
-        f"freedom); ↓: lower is better. Bold: the best of each column ({', '.join(comparison_keys(keys))} fixed). "
-        f"Cost: mean milliseconds per training step and peak memory, with their ratios to unitary.")
-    return latex.table(columns(cells, directions), Table(metric, cells, keys, comparison_keys(keys)), caption,
-                       latex_label(suite.name, dataset), by_group=False, keys=shown_keys)
+    context = Table(metric, cells, keys, comparison_keys(keys))
+    caption = latex.caption(suite, context, margin) + latex_escape(
+        f" {dataset}: tasks' test metrics as the average; ↓: lower is better. Cost: mean milliseconds per training "
+        f"step and peak memory, with their ratios to unitary.")
+    return latex.table(columns(cells, directions), context, caption, latex_label(suite.name, dataset), by_group=False,
+                       keys=shown_keys)
 
 
 # -- figures ------------------------------------------------------------------------
@@ -128,7 +145,7 @@ def task_figure(cells, keys: list[str], dataset: str, directions: dict, highligh
                                c.key["method"] == highlight) for c in cells if name in c.parts)
         panels.append(plots.Panel(name + arrow(directions.get(name) or "higher"), bars, ylabel="test metric"))
     bars = tuple(plots.Bar(row_label(c.key, keys), c.mean, c.ci95, c.key["method"] == highlight) for c in cells)
-    panels.append(plots.Panel("average", bars, ylabel="average (%)"))
+    panels.append(plots.Panel("average", bars, ylabel="average (%)", bounds=cells[0].metric.bounds if cells else None))
     name = plots.file_name(dataset, "tasks")
     if plots.draw(panels, folder / name, title=f"{dataset}: test metrics, mean over seeds ± 95% t-interval") is None:
         return None
@@ -176,18 +193,22 @@ def render_markdown(report: Report) -> str:
         lines.append("No finished runs yet.")
     for name in datasets(section.cells):
         cells = [cell for cell in section.cells if cell.key["dataset"] == name]
-        lines += [f"## {name}", "", *dataset_table(cells, keys, section.metric, task_directions(report.runs, name)), ""]
+        lines += [f"## {name}", "", *dataset_table(cells, keys, section.metric, task_directions(report.runs, name),
+                                                   section.margin), ""]
         if report.baseline:
             mine = [row for row in section.comparisons if row.key["dataset"] == name]
             lines += [f"### Paired comparisons with {report.baseline}", "",
                       *markdown.comparison_table(mine, section.metric, keys), ""]
         for figure in (f for f in report.figures if f["dataset"] == name):
             lines += [f"![{figure['alt']}]({figure['file']})", "", figure["caption"], ""]
+    claimed = claims.markdown_lines(report.claims)
+    lines += ([""] if lines[-1] else []) + claimed[1:] + [""] if claimed else []
     return "\n".join(lines + markdown.footer_lines(report.runs, report.scan)) + "\n"
 
 
-CSV_COLUMNS = ["seed", "metric", "direction", "value", "ci95", "interval", "seeds", "status", "run_id", "vs_best",
-               "baseline", "n", "n_baseline", "p_value", "verdict", "seconds_per_step", "time_vs_unitary", "peak_bytes",
+CSV_COLUMNS = ["seed", "metric", "direction", "value", "ci95", "low", "high", "interval", "seeds", "status", "run_id",
+               "reported", "diff", "diff_low", "diff_high", "verdict", "verdict_note", "vs_best", "baseline", "n",
+               "n_baseline", "wins", "p_value", "p_holm", "seconds_per_step", "time_vs_unitary", "peak_bytes",
                "memory_vs_unitary", "error"]
 
 
@@ -204,29 +225,33 @@ def run_rows(runs, keys: list[str]) -> list[dict]:
 
 
 def cell_rows(cells, keys: list[str], directions: dict) -> list[dict]:
-    """Per cell: a row for the average (with ``vs best``) and one per task, with the cost."""
+    """Per cell: a row for the average (with its verdicts) and one per task, with the cost."""
     rows = []
     for cell in cells:
+        found = fields(COLUMNS, "tidy", cell)
         common = {"row": "cell", **{k: cell.key[k] for k in keys}, "seeds": cell.interval.n,
-                  "interval": "95% t across seeds", **fields(COLUMNS, "tidy", cell)}
-        rows.append({**common, "metric": "average", "direction": "higher", "value": cell.mean, "ci95": cell.ci95,
-                     "vs_best": cell.vs_best})
+                  "interval": "95% t across seeds", **{k: found[k] for k in COST_FIELDS}}
+        rows.append({**common, "metric": "average", "direction": "higher", **mean_fields(cell), **found})
         for name, interval in cell.parts.items():
             rows.append({**common, "metric": name, "direction": directions.get(cell.key["dataset"], {}).get(name),
                          "value": interval.mean, "ci95": interval.half_width})
     return rows
 
 
+COST_FIELDS = ("seconds_per_step", "time_vs_unitary", "peak_bytes", "memory_vs_unitary")
+
+
 def render_csv(report: Report) -> str:
     """Tidy CSV: ``row`` = run (one row per run and metric: the average and each task),
-    cell (mean over seeds ± the 95% interval, vs best, cost and its ratios to unitary)
-    or comparison (the average's difference to the baseline)."""
+    cell (mean over seeds ± the 95% interval, the verdicts, cost and its ratios to
+    unitary), comparison (the average's difference to the baseline), claim and claim_part."""
     runs, section, keys = report.runs, report.sections[0], report.keys
     if not len(runs):
         return ""
     directions = {name: task_directions(runs, name) for name in runs["dataset"].unique()}
-    rows = run_rows(runs, keys) + cell_rows(section.cells, keys, directions) + comparison_rows(section.comparisons, keys)
-    return tidy_csv(rows, ["row", *keys, *CSV_COLUMNS])
+    rows = (run_rows(runs, keys) + cell_rows(section.cells, keys, directions) + comparison_rows(section.comparisons, keys)
+            + claims.tidy_rows(report.claims))
+    return tidy_csv(rows, header(rows, ["row", *keys, *CSV_COLUMNS]))
 
 
 def render_latex(report: Report) -> str:
@@ -236,20 +261,22 @@ def render_latex(report: Report) -> str:
         return "\n".join(lines + ["% No finished runs yet."]) + "\n"
     for name in datasets(section.cells):
         cells = [cell for cell in section.cells if cell.key["dataset"] == name]
-        lines += dataset_latex(report.suite, cells, keys, section.metric, task_directions(report.runs, name))
+        lines += dataset_latex(report.suite, cells, keys, section.metric, task_directions(report.runs, name), section.margin)
         if report.baseline:
             mine = [row for row in section.comparisons if row.key["dataset"] == name]
             lines += latex.comparison_table(report.suite, mine, section.metric, report.baseline, keys)
+    lines += claims.latex_lines(report.suite, report.claims)
     return "\n".join(lines + latex.figure_lines(report.figures)).rstrip("\n") + "\n"
 
 
 def cell_json(cell, keys: list[str], directions: dict) -> dict:
     return {**{k: cell.key[k] for k in keys}, "seeds": cell.interval.n, "average": cell.mean, "ci95": cell.ci95,
-            "interval": "95% t across seeds (k-1 df)",
-            "per_seed": [{"seed": seed.seed, "average": seed.value} for seed in cell.seeds],
-            "tasks": {name: {"mean": i.mean, "ci95": i.half_width, "direction": directions.get(name)}
-                      for name, i in cell.parts.items()},
-            "vs_best": cell.vs_best, **fields(COLUMNS, "json", cell)}
+            **{k: v for k, v in mean_json(cell).items() if k not in ("mean", "ci95")},
+            "per_seed": [{"seed": s.seed, "average": s.value, "ci95": s.within.half_width if s.within else None,
+                          "samples": s.within.n if s.within else None} for s in cell.seeds],
+            "tasks": {name: {"mean": i.mean, "ci95": i.half_width, "direction": directions.get(name),
+                             "significantly_best": name in cell.bold} for name, i in cell.parts.items()},
+            **fields(COLUMNS, "json", cell)}
 
 
 def run_json(run: dict, keys: list[str]) -> dict:
@@ -267,7 +294,10 @@ def render_json(report: Report) -> str:
         "cells": [cell_json(cell, keys, directions.get(cell.key["dataset"], {})) for cell in section.cells],
         "baseline": report.baseline, "comparisons": [comparison_json(row) for row in section.comparisons],
         "runs": [run_json(run, keys) for run in runs.to_dict("records")], "figures": list(report.figures),
-        "notes": NOTES + (comparison_notes(section.comparisons, section.metric) if section.comparisons else []),
+        "notes": notes(section.cells, section.metric) + markdown.verdict_notes(
+            Table(section.metric, section.cells, keys, comparison_keys(keys)), section.margin)
+        + (comparison_notes(section.comparisons, section.metric, comparison_keys(keys)) if section.comparisons else []),
+        "claims": claims.json_entries(report.claims), "claims_rule": claims.RULE,
         "warnings": report_warnings(report.scan),
     }
     return dumps(document)

@@ -1,24 +1,23 @@
 """The multi-task report's cell model: a run as a row of the runs frame, and per cell
-(dataset, method, other varying axes) the average's interval across seeds, each task's,
-the cost per training step and peak memory with their ratios to `unitary` of the same
-comparison group, the verdict against the group's best, and the comparisons with a
-baseline (paired by seed when the runs share their data order). No torch here.
+(dataset, method, other varying axes) the average's interval across seeds (with each
+run's per-image samples where it recorded them), each task's, the cost per training
+step and peak memory with their ratios to `unitary` of the same comparison group, the
+reproduction verdicts against reported numbers, the labels against the group's best,
+the comparisons with a baseline and the suite's claims (paired by seed where the runs
+pair: the family's ``paired_by``). No torch here.
 """
 from __future__ import annotations
 
 from harness import families
+from harness.report import claims
 from harness.report.cells import build as build_cells
-from harness.report.cells import done_rows, frame_mean, parts, ratios_to
-from harness.report.collect import collect
+from harness.report.cells import done_rows, frame_mean, parts, ratios_to, training_hours
+from harness.report.collect import collect, cost_fields, first_line
 from harness.report.generic import resolve_options
 from harness.report.model import Report, Section
-from harness.report.paired import compare, shared_keys
+from harness.report.paired import Pairing, compare
 from harness.report.shared import comparison_keys, group_keys
-from harness.report.verdicts import judge_best
-
-# What fixes the order in which a seed's run sees the training data (the trainer shuffles
-# with the run's seed): runs that agree on these and share a seed are paired.
-DATA_ORDER_KEYS = ("dataset", "batch_size", "train_images")
+from harness.report.verdicts import judge_best, judge_reported, suite_margin
 
 MAX_TASK_COLUMNS = 6  # beyond this (CelebA's 40 tasks) only the average is shown; the CSV has all
 
@@ -26,6 +25,9 @@ MAX_TASK_COLUMNS = 6  # beyond this (CelebA's 40 tasks) only the average is show
 def run_row(suite):
     """A multi-task run as a row of the runs frame."""
     axes = [axis for axis in suite.axes if axis not in ("dataset", "method", "seed")]
+    family = families.get(suite.family)
+    samples = family.headline.samples
+    costs = cost_fields(suite)
 
     def row(spec, state) -> dict:
         record = state.record or {}
@@ -35,37 +37,49 @@ def run_row(suite):
             "seed": spec.config["seed"], "run_id": spec.run_id, "label": spec.label(), "status": state.status,
             "config": spec.config, "directions": (record.get("details") or {}).get("directions") or {},
             "average": metrics.get("average"), "tasks": metrics.get("tasks"),
+            "average:samples": metrics.get(samples) if samples else None,
             "seconds_per_step": timing.get("seconds_per_step"),
             "peak_bytes": memory.get("gpu_peak_allocated_bytes") or memory.get("cpu_peak_rss_bytes"),
-            "error": ((record.get("error") or {}).get("message") or "").strip().split("\n")[0] or None,
+            **costs(spec.config, record),
+            "error": first_line((record.get("error") or {}).get("message")) or None,
             "log": record.get("log"),
         }
 
     return row
 
 
-def cells_of(runs, keys: list[str], metric) -> list:
+def cells_of(suite, runs, keys: list[str], metric, pairing) -> list:
     """The cells of the average, with each task's interval, the cost per step and its ratios
-    to unitary (of the same comparison group), and the verdict against the group's best."""
+    to unitary (of the same comparison group), the reproduction verdicts, and the labels
+    against the group's best (each shown task's best bold only when significantly best)."""
     cells = build_cells(done_rows(runs), keys, metric)
     for cell in cells:
         cell.parts = parts(cell, "tasks")
         cell.cost = {name: frame_mean(row[name] for row in cell.runs) for name in ("seconds_per_step", "peak_bytes")}
-    judge_best(cells, comparison_keys(keys))
+        cell.cost.update(training_hours(cell.runs))
+    judge_reported(suite, cells)
+    for name in datasets(cells):
+        subset = [cell for cell in cells if cell.key["dataset"] == name]
+        directions = task_directions(runs, name)
+        judge_best(subset, comparison_keys(keys), pairing, suite_margin(suite, metric),
+                   {task: directions.get(task) for task in task_names(subset)})
     ratios_to(cells, "unitary", {"time_vs_unitary": "seconds_per_step", "memory_vs_unitary": "peak_bytes"},
               [comparison_keys(keys)])
     return cells
 
 
 def compute(suite, store, options: dict | None = None) -> Report:
-    """The report's model: the runs frame, the cells, the comparisons with the baseline."""
+    """The report's model: the runs frame, the cells, the comparisons with the baseline, the claims."""
     options = resolve_options(suite, "markdown", options)
     runs, scan = collect(suite, store, run_row(suite), options.get("specs"))
     family = families.get(suite.family)
     keys, metric = group_keys(suite), family.headline
-    cells = cells_of(runs, keys, metric)
-    compared = compare(cells, keys, options["baseline"], shared_keys(family, metric, options.get("shared_by", DATA_ORDER_KEYS)))
-    return Report(suite, keys, runs, scan, [Section(metric, cells, compared)], options["baseline"])
+    pairing = Pairing.of(family, metric, options.get("shared_by"))
+    cells = cells_of(suite, runs, keys, metric, pairing)
+    compared = compare(cells, keys, options["baseline"], pairing)
+    tested = claims.evaluate(suite, {metric.name: cells}, {metric.name: pairing}, keys) if suite.claims else []
+    return Report(suite, keys, runs, scan, [Section(metric, cells, compared, suite_margin(suite, metric))],
+                  options["baseline"], claims=tested)
 
 
 def task_directions(runs, dataset: str) -> dict:

@@ -1,8 +1,8 @@
 """Building the cells of a report from its runs frame: grouping the done runs by the
 report's keys (in order of first appearance), each seed's value and interval over its
-own samples, the interval across seeds, the test units' shared error, and the cost
-figures every family reports (means per run, GPU-hours), per-part intervals and ratios
-to a reference method. Plain Python over the runs' rows, not pandas per cell: a
+own samples, the interval across seeds, the test units' shared error (once per cell,
+when asked for), and the cost figures every family reports (means per run, GPU-hours),
+per-part intervals and ratios to a reference method. Plain Python over the runs' rows, not pandas per cell: a
 10,000-run report has a thousand cells.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from harness.report.model import Cell, Seed
+from harness.reproduction import shared_test_error
 from harness.stats import t_interval
 
 
@@ -36,29 +37,38 @@ def grouped(rows, keys: list[str]) -> list[tuple[tuple, list]]:
 
 def build(rows: list[dict], keys: list[str], metric, by_seed: bool = False) -> list[Cell]:
     """One cell per group of ``rows`` (done runs) for ``metric``: each seed's value, its
-    t-interval over the run's samples when the metric has them, and the interval across
+    t-interval over the run's samples when it recorded them, and the interval across
     seeds. ``by_seed``: list a cell's seeds in seed order (else in the rows' order)."""
     cells = []
+    column = f"{metric.name}:samples" if metric.samples else None
     for key, group in grouped(rows, keys):
         ordered = sorted(group, key=lambda row: row["seed"]) if by_seed else group
-        samples = f"{metric.name}:samples" if metric.samples else None
-        seeds = tuple(Seed(row["seed"], row["run_id"], float(row[metric.name]),
-                           t_interval(row[samples]) if samples else None) for row in ordered)
-        cell = Cell(dict(zip(keys, key)), metric, tuple(group), seeds, t_interval([seed.value for seed in seeds]))
-        if samples:
-            cell.sample_error = shared_error(seeds)
-        cells.append(cell)
+        seeds = tuple(Seed(row["seed"], row["run_id"], float(row[metric.name]), within(row.get(column)) if column else None)
+                      for row in ordered)
+        cells.append(Cell(dict(zip(keys, key)), metric, tuple(group), seeds, t_interval([seed.value for seed in seeds])))
     return cells
 
 
-def shared_error(seeds) -> tuple[float, float]:
-    """(se, df) of the sampling error of the test units all seeds share: the root of the
-    mean over seeds of each seed's squared standard error, with the summed degrees of
-    freedom (``harness.stats.agreement``'s sample_se and sample_df)."""
-    usable = [seed.within for seed in seeds if seed.within.n > 1]
-    if not usable:
-        return 0.0, math.inf
-    return math.sqrt(sum(i.se ** 2 for i in usable) / len(usable)), float(sum(i.n - 1 for i in usable))
+def within(samples):
+    """A run's interval over its own samples; None when it recorded none (a metric with
+    ``samples_required=False``: Cityscapes' mIoU is no mean over units)."""
+    return t_interval(samples) if samples is not None and len(samples) else None
+
+
+def shared_error(cell: Cell) -> tuple:
+    """(variance, df) of the error of the test units every seed of ``cell`` shares
+    (``harness.reproduction.shared_test_error``: the mean cross-seed covariance of the
+    per-unit values over n), computed once per cell; () when some seed has no samples or
+    the seeds' units differ in number (then what the cell says is conditional on its
+    test set). One seed: (0, inf), nothing to estimate it from."""
+    if cell.shared is None:
+        column = f"{cell.metric.name}:samples" if cell.metric.samples else None
+        samples = [row.get(column) for row in cell.runs] if column else []
+        if not samples or any(s is None or not len(s) for s in samples) or len({len(s) for s in samples}) > 1:
+            cell.shared = ()
+        else:
+            cell.shared = shared_test_error(np.asarray(samples, dtype=float))
+    return cell.shared
 
 
 def parts(cell: Cell, column: str) -> dict:
@@ -124,7 +134,7 @@ def run_costs(rows) -> dict:
 def ratios_to(cells: list[Cell], method: str, figures: dict, tiers: list[list[str]]) -> None:
     """Set each cell's ``ratios[name] = cost[figure] / the reference cell's`` for each
     ``name: figure`` of ``figures``. The reference: the first cell of ``method`` that
-    agrees with the cell on the keys of the first of ``tiers`` where there is one (none:
+    has the cell's values of the keys of the first of ``tiers`` where there is one (none:
     the ratios are NaN)."""
     for cell in cells:
         reference = next((other for tier in tiers for other in cells if other.key["method"] == method

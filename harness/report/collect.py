@@ -31,23 +31,16 @@ def generic_row(suite):
     asked for, and each declared metric (with its samples)."""
     family = families.get(suite.family)
     keys = group_keys(suite)
-    resources = {}  # the resources per config, memoised
+    costs = cost_fields(suite)
 
     def row(spec, state) -> dict:
         record = state.record or {}
-        timing = record.get("timing") or {}
         metrics = record.get("metrics") or {}
         config = spec.config
-        asked = resources.get(id(config)) or resources.setdefault(id(config), suite.resources_for(config))
         found = {name: config[name] for name in keys}
         found.update({
             "seed": config["seed"], "run_id": spec.run_id, "label": spec.label(), "status": state.status,
-            "config": config,
-            "train_seconds": timing.get("train_seconds"), "eval_seconds": timing.get("eval_seconds"),
-            "total_seconds": timing.get("total_seconds"),
-            "device": (record.get("env") or {}).get("device"),
-            "gpus": asked.gpus,  # what the run asked for, overrides included
-            "cpus": asked.cpus,
+            "config": config, **costs(config, record),
             "error": first_line((record.get("error") or {}).get("message")) if state.status == "failed" else None,
             "log": record.get("log"),
         })
@@ -58,6 +51,22 @@ def generic_row(suite):
         return found
 
     return row
+
+
+def cost_fields(suite):
+    """``(config, record) -> dict``: a run's timing, device and the resources it asked for
+    (overrides included; memoised per config), as every family's runs frame has them (the
+    cost columns and a claim's ``cost_at_most``)."""
+    resources = {}
+
+    def fields(config: dict, record: dict) -> dict:
+        timing, env = record.get("timing") or {}, record.get("env") or {}
+        asked = resources.get(id(config)) or resources.setdefault(id(config), suite.resources_for(config))
+        return {"train_seconds": timing.get("train_seconds"), "eval_seconds": timing.get("eval_seconds"),
+                "total_seconds": timing.get("total_seconds"), "device": env.get("device"),
+                "device_name": env.get("device_name"), "gpus": asked.gpus, "cpus": asked.cpus}
+
+    return fields
 
 
 FOREIGN = ": not a run folder of this harness; ignored"

@@ -1,21 +1,23 @@
 """The JSON report (``report.json``): everything the markdown shows, for tools: the cells
 (their fields from the column declarations, ``harness.report.columns``), the
-comparisons (every field), the runs with their status, the figures, the notes.
+comparisons (every field), the claims, the runs with their status, the figures, the notes.
 """
 from __future__ import annotations
 
 import dataclasses
 
 from harness import families
+from harness.report import claims
 from harness.report.collect import counts, report_warnings
-from harness.report.columns import CELL_COLUMNS, fields
-from harness.report.markdown import notes
+from harness.report.columns import CELL_COLUMNS, Table, fields
+from harness.report.markdown import notes, verdict_notes
 from harness.report.paired import notes as comparison_notes
-from harness.report.shared import dumps
+from harness.report.shared import comparison_keys, dumps
 
 # A cell's keys in the order of earlier reports; a new column's follow them.
-CELL_ORDER = ("metric", "seeds", "mean", "ci95", "interval", "per_seed", "train_seconds", "eval_seconds", "gpu_hours",
-              "train_gpu_hours", "train_cpu_hours", "reported", "agreement", "per_seed_interval")
+CELL_ORDER = ("metric", "seeds", "mean", "ci95", "interval", "low", "high", "clipped_to_bounds", "per_seed",
+              "train_seconds", "eval_seconds", "gpu_hours", "train_gpu_hours", "train_cpu_hours", "reported",
+              "reproduction", "vs_best", "per_seed_interval")
 
 
 def ordered(entry: dict, order) -> dict:
@@ -52,11 +54,13 @@ def render(report) -> str:
     family = families.get(suite.family)
     cells, comparisons, notes_by_metric = [], [], {}
     for section in report.sections:
-        notes_by_metric[section.metric.name] = notes(section.metric)
+        context = Table(section.metric, section.cells, report.keys, comparison_keys(report.keys))
+        notes_by_metric[section.metric.name] = notes(section.metric) + verdict_notes(context, section.margin)
         cells += [cell_json(cell, report.keys) for cell in section.cells]
         comparisons += [comparison_json(comparison) for comparison in section.comparisons]
         if section.comparisons:
-            notes_by_metric[section.metric.name] += comparison_notes(section.comparisons, section.metric)
+            notes_by_metric[section.metric.name] += comparison_notes(section.comparisons, section.metric,
+                                                                     comparison_keys(report.keys))
     document = {
         "suite": suite.name, "family": suite.family, "paper": suite.paper, "description": suite.description,
         "counts": counts(report.runs),
@@ -64,6 +68,7 @@ def render(report) -> str:
                      "samples_name": m.samples_name} for m in family.metrics],
         "keys": report.keys, "cells": cells, "baseline": report.baseline, "comparisons": comparisons,
         "runs": [run_json(run, report.keys, family) for run in report.runs.to_dict("records")],
+        "claims": claims.json_entries(report.claims), "claims_rule": claims.RULE,
         "figures": [f for f in report.figures if f.get("file")], "notes": notes_by_metric,
         "warnings": report_warnings(report.scan),
     }

@@ -36,7 +36,7 @@ def cost_figure(name: str, cells: list, keys: list[str], folder, metric) -> dict
         left_out += [f"{title} {cell.key['method']}".strip() for cell in group if not math.isfinite(cell.cost[column])]
         points = tuple(cost_point(cell, column) for cell in group if math.isfinite(cell.cost[column]))
         panels.append(plots.Panel(title or name, points, xlabel=f"training {cost} per run", ylabel=f"{metric.name}{unit}",
-                                  log_x=plots.use_log_scale(costs)))
+                                  log_x=plots.use_log_scale(costs), bounds=metric.bounds))
     file = plots.file_name(f"{metric.name}_vs_training_cost")
     if len(panels) > MAX_COST_PANELS:  # a hyper-parameter sweep: unreadable, and slow to draw
         return {"file": None, "left_out": [], "not_drawn": (
@@ -44,8 +44,9 @@ def cost_figure(name: str, cells: list, keys: list[str], folder, metric) -> dict
             f"more than {MAX_COST_PANELS}: `harness report --filter` to fewer groups to draw it")}
     if plots.draw(panels, folder / file, legend="reported") is None:
         return {"file": None, "left_out": left_out}
-    caption = (f"{metric.name} (mean over seeds ± the 95% t-interval across seeds) against the mean training {cost} "
-               f"per run; hollow diamonds: the reported numbers.")
+    within = f", within [{metric.bounds[0]:g}, {metric.bounds[1]:g}]" if metric.bounds else ""
+    caption = (f"{metric.name} (mean over seeds ± the 95% t-interval across seeds{within}) against the mean training "
+               f"{cost} per run; hollow diamonds: the reported numbers.")
     return {"file": file, "alt": f"{metric.name} against training {cost}", "caption": caption, "left_out": left_out}
 
 

@@ -1,20 +1,21 @@
 """The generic report, for any family, from the metrics it declares: the runs frame, then
 each metric's cells (per-seed intervals over the samples, the interval across seeds,
-the reported number and the agreement rule, cost figures) and comparisons with the
-baseline, computed once, then the figures and the format asked for.
+the reported number and its reproduction verdict, the verdict against the best, cost
+figures), comparisons with the baseline and the suite's claims, computed once, then the
+figures and the format asked for.
 """
 from __future__ import annotations
 
 from harness import HarnessError, families
-from harness.report import document, latex, markdown, tidy
+from harness.report import claims, document, latex, markdown, tidy
 from harness.report.cells import build as build_cells
 from harness.report.cells import done_rows, run_costs
 from harness.report.collect import collect, report_warnings
 from harness.report.figures import cost_figure, figures_or_warning
 from harness.report.model import Report, Section
-from harness.report.paired import compare, shared_keys
-from harness.report.shared import REPORT_FILES, group_keys
-from harness.report.verdicts import judge_reported
+from harness.report.paired import Pairing, compare
+from harness.report.shared import REPORT_FILES, comparison_keys, group_keys
+from harness.report.verdicts import judge_best, judge_reported, suite_margin
 
 FORMATS = tuple(REPORT_FILES)
 RENDER = {"markdown": markdown.render, "csv": tidy.render, "latex": latex.render, "json": document.render}
@@ -32,28 +33,33 @@ def resolve_options(suite, fmt: str, options: dict | None) -> dict:
     return options
 
 
-def sections(suite, runs, keys: list[str], baseline: str | None, shared_by=None) -> list[Section]:
-    """Each declared metric's cells and comparisons with the baseline."""
+def sections(suite, runs, keys: list[str], baseline: str | None, shared_by=None) -> tuple[list[Section], dict]:
+    """Each declared metric's cells (their verdicts against the paper's number and against
+    the best of their group) and comparisons with the baseline; and each metric's pairing."""
     family = families.get(suite.family)
     rows = done_rows(runs)
-    found = []
+    found, pairings = [], {}
     for metric in family.metrics:
         cells = build_cells(rows, keys, metric, by_seed=True)
         for cell in cells:
             cell.cost = run_costs(cell.runs)
+        pairing = pairings[metric.name] = Pairing.of(family, metric, shared_by)
+        margin = suite_margin(suite, metric)
         judge_reported(suite, cells)
-        found.append(Section(metric, cells, compare(cells, keys, baseline, shared_keys(family, metric, shared_by))))
-    return found
+        judge_best(cells, comparison_keys(keys), pairing, margin)
+        found.append(Section(metric, cells, compare(cells, keys, baseline, pairing), margin))
+    return found, pairings
 
 
 def compute(suite, store, options: dict | None = None) -> Report:
-    """The report's model (``build``'s ``options``; no figures): the runs frame, and per
-    metric the cells and the comparisons with the baseline."""
+    """The report's model (``build``'s ``options``; no figures): the runs frame, per
+    metric the cells and the comparisons with the baseline, and the suite's claims."""
     options = resolve_options(suite, "markdown", options)  # the baseline; the format does not matter here
     runs, scan = collect(suite, store, specs=options.get("specs"))
     keys = group_keys(suite)
-    return Report(suite, keys, runs, scan, sections(suite, runs, keys, options["baseline"], options.get("shared_by")),
-                  options["baseline"])
+    found, pairings = sections(suite, runs, keys, options["baseline"], options.get("shared_by"))
+    tested = claims.evaluate(suite, {s.metric.name: s.cells for s in found}, pairings, keys) if suite.claims else []
+    return Report(suite, keys, runs, scan, found, options["baseline"], claims=tested)
 
 
 def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> tuple[str, list[str]]:
@@ -61,8 +67,8 @@ def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> t
 
     ``options``: ``plots`` (default: on for markdown) draws the figures into ``store.dir``
     and links them; ``baseline`` (default: the suite's) adds the paired comparisons;
-    ``shared_by`` (default ``shared_keys``) the config keys two runs must agree on to be
-    paired; ``specs``, the suite's runs when the caller has expanded them already."""
+    ``shared_by`` (default ``harness.report.paired.pairing_keys``) the config keys two
+    runs of one seed must agree on to be paired; ``specs``, the suite's runs when the caller has expanded them already."""
     options = resolve_options(suite, fmt, options)
     report = compute(suite, store, options)
     if options["plots"]:

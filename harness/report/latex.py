@@ -4,12 +4,12 @@ figures; and the generic report's fragment: a table per metric, its comparisons.
 """
 from __future__ import annotations
 
+from harness.report import claims
 from harness.report.cells import grouped
 from harness.report.columns import (
     CELL_COLUMNS,
     COMPARISON_COLUMNS,
     Table,
-    best_marks,
     shown,
 )
 from harness.report.shared import (
@@ -27,20 +27,19 @@ KIND_WORDS = {"ci95": "ci95 = 95% interval", "std": "std = standard deviation", 
 def table(columns, context: Table, caption: str, label: str, by_group: bool = True, align: str | None = None,
           keys: list[str] | None = None) -> list[str]:
     """A booktabs table of ``context.rows``: the keys (``keys``, default the context's),
-    then each column the table shows; the best value of each group (``context.by``) of a
-    column that declares one in bold. ``by_group``: rows in group order, a rule between
-    groups (else in their order)."""
+    then each column the table shows; a value in bold where its column declares the row
+    significantly best of its group. ``by_group``: rows in group order (``context.by``), a
+    rule between groups (else in their order)."""
     keys = context.keys if keys is None else keys
     views = shown(columns, "latex", context)
     groups = grouped(context.rows, context.by)
-    marks = [best_marks(view, context, groups) if view.best else set() for view in views]
     ordered = [row for _, group in groups for row in group] if by_group else context.rows
     breaks, start = [], 0
     for _, group in groups if by_group else []:
         breaks.append(start)
         start += len(group)
     rows = [[latex_escape(row.key[k]) for k in keys]
-            + [bold(text) if id(row) in mark else text for text, mark in ((v.text(row, context), m) for v, m in zip(views, marks))]
+            + [bold(view.text(row, context)) if view.bold and view.bold(row) else view.text(row, context) for view in views]
             for row in ordered]
     headers = list(keys) + [view.heading(context) for view in views]
     return latex_table(headers, rows, caption, label, breaks, align or "l" * len(keys) + "r" * len(views))
@@ -51,10 +50,11 @@ def comparison_table(suite, comparisons: list, metric, baseline: str, keys: list
     if not comparisons:
         return []
     caption = (f"{suite.name}: {metric.name} of each method minus {baseline}'s, ± half-width of its 95% interval; "
-               "test per row (paired over seeds or test units where the runs share them, else Welch); verdict at 5%, "
-               "two-sided, by the metric's direction.")
+               "test per row (paired over seeds where the runs pair, else Welch); wins: seeds where the method is "
+               f"ahead; verdict at 5%, two-sided, on the p Holm-adjusted over the methods of one "
+               f"{', '.join(comparison_keys(keys)) or 'table'}, by the metric's direction; no verdict with one seed a side.")
     return table(COMPARISON_COLUMNS, Table(metric, comparisons, keys), latex_escape(caption),
-                 latex_label(suite.name, metric.name, "vs", baseline), by_group=False, align="l" * len(keys) + "rrrll")
+                 latex_label(suite.name, metric.name, "vs", baseline), by_group=False, align="l" * len(keys) + "rrrrrll")
 
 
 def figure_lines(figures: list[dict]) -> list[str]:
@@ -66,20 +66,31 @@ def figure_lines(figures: list[dict]) -> list[str]:
     return lines
 
 
-def caption(suite, context: Table) -> str:
-    """The caption of a metric's table: what the intervals are, the agreement rule, the bold rule."""
+def caption(suite, context: Table, margin=None) -> str:
+    """The caption of a metric's table: what the intervals are, the verdicts' rules, the bold rule."""
     metric = context.metric
     unit = f" in {metric.unit}" if metric.unit else ""
-    text = latex_escape(f"{suite.name}: {metric.name}{unit}, mean over seeds ± half-width of the 95% t-interval "
-                        f"across seeds (k-1 degrees of freedom).")
+    text = (f"{suite.name}: {metric.name}{unit}, mean over seeds ± half-width of the 95% t-interval across seeds "
+            f"(k-1 degrees of freedom).")
+    if metric.bounds and context.clipped:
+        text += f" Intervals that would leave [{metric.bounds[0]:g}, {metric.bounds[1]:g}] are clipped and shown as [low, high]."
     if context.has_reported:
         kinds = sorted({cell.reported.kind for cell in context.rows if cell.reported is not None and isinstance(cell.reported.kind, str)})
         described = "; ".join(KIND_WORDS[k] for k in kinds) or "no ± given"
-        text += latex_escape(f" Reported: the paper's number with its ± as the paper defines it ({described}).")
-        text += (r" Agrees: $|\mathrm{ours} - \mathrm{reported}| \le t_{0.975,\nu} \sqrt{se_\mathrm{ours}^2 + "
-                 r"se_\mathrm{reported}^2}$, $\nu$ by Welch-Satterthwaite.")
+        margins = sorted({c.reported.margin for c in context.rows if c.reported is not None and c.reported.margin is not None})
+        text += f" Reported: the paper's number with its ± as the paper defines it ({described})."
+        if margins:
+            text += (f" Verdict (δ = {' or '.join(f'{m:g}' for m in margins)}): reproduced when the 90% interval of "
+                     "ours - reported lies inside (-δ, +δ), not reproduced when it is shown outside at 5%, else "
+                     "inconclusive; the se adds the paper's one-model seed draw and the shared test set (see REPORT.md).")
+        else:
+            text += " No verdict: the suite sets no margin (report: {margin: ...})."
     best = "lower" if metric.lower_is_better else "higher"
-    return text + latex_escape(f" Bold: the best mean per {', '.join(context.by) or 'table'} ({best} is better).")
+    text += f" Bold: the best mean per {', '.join(context.by) or 'table'} ({best} is better) only where it is significantly best"
+    text += " (one-sided against every other, Holm, 5%)."
+    if context.has_best and margin is not None:
+        text += f" vs best: within δ = {margin:g} of the best when shown not worse than every other row by δ (Holm, 5%)."
+    return latex_escape(text)
 
 
 def render(report) -> str:
@@ -90,7 +101,9 @@ def render(report) -> str:
         return "\n".join(lines + ["% No finished runs yet."]) + "\n"
     for section in report.sections:
         context = Table(section.metric, section.cells, keys, comparison_keys(keys))
-        lines += table(CELL_COLUMNS, context, caption(suite, context), latex_label(suite.name, section.metric.name))
+        lines += table(CELL_COLUMNS, context, caption(suite, context, section.margin),
+                       latex_label(suite.name, section.metric.name))
         if report.baseline:
             lines += comparison_table(suite, section.comparisons, section.metric, report.baseline, keys)
+    lines += claims.latex_lines(suite, report.claims)
     return "\n".join(lines + figure_lines(report.figures)).rstrip("\n") + "\n"

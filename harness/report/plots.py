@@ -52,6 +52,7 @@ class Panel:
     reference: float | None = None  # a horizontal line (Bar panels)
     log_x: bool = False
     notes: tuple = field(default_factory=tuple)  # short text drawn in the panel's corner
+    bounds: tuple | None = None  # (low, high) of the values: interval bars are clipped to them
 
 
 def file_name(*parts) -> str:
@@ -97,10 +98,19 @@ def _half(value) -> float:
     return 0.0 if value is None or not math.isfinite(value) else float(value)
 
 
+def _errors(value: float, half, bounds) -> tuple[float, float]:
+    """(below, above) of ``value ± half``, clipped to ``bounds``."""
+    half = _half(half)
+    if not bounds:
+        return half, half
+    return max(0.0, min(half, value - bounds[0])), max(0.0, min(half, bounds[1] - value))
+
+
 def _draw_points(axis, panel: Panel, colours: dict) -> None:
     for point in panel.items:
         colour = colours[point.label]
-        axis.errorbar([point.x], [point.y], yerr=[[_half(point.half_width)], [_half(point.half_width)]], fmt="o",
+        below, above = _errors(point.y, point.half_width, panel.bounds)
+        axis.errorbar([point.x], [point.y], yerr=[[below], [above]], fmt="o",
                       color=colour, capsize=3, markersize=5, label=point.label)
         if point.reported is not None and math.isfinite(point.reported):
             axis.plot([point.x], [point.reported], marker="D", markersize=6, markerfacecolor="none",
@@ -112,15 +122,17 @@ def _draw_points(axis, panel: Panel, colours: dict) -> None:
 def _draw_bars(axis, panel: Panel, colours: dict) -> None:
     positions = list(range(len(panel.items)))
     for position, bar in zip(positions, panel.items):
-        half = _half(bar.half_width)
-        axis.bar([position], [bar.value], yerr=[half] if half else None, color=colours[bar.label], capsize=3,
+        below, above = _errors(bar.value, bar.half_width, panel.bounds)
+        axis.bar([position], [bar.value], yerr=[[below], [above]] if below or above else None, color=colours[bar.label],
+                 capsize=3,
                  hatch="//" if bar.highlight else None, edgecolor="black" if bar.highlight else colours[bar.label])
     axis.set_xticks(positions)
     axis.set_xticklabels([bar.label for bar in panel.items], rotation=60, ha="right", fontsize=7)
     if panel.reference is not None:  # ratios: bars from 0, a line at the reference
         axis.axhline(panel.reference, color="black", linewidth=0.8, linestyle="--")
         return
-    values = [b.value - _half(b.half_width) for b in panel.items] + [b.value + _half(b.half_width) for b in panel.items]
+    errors = [_errors(b.value, b.half_width, panel.bounds) for b in panel.items]
+    values = [b.value - e[0] for b, e in zip(panel.items, errors)] + [b.value + e[1] for b, e in zip(panel.items, errors)]
     low, high = min(values), max(values)
     margin = (high - low) * 0.15 or abs(high) * 0.05 or 1.0
     # zoomed in, as the papers' bar charts: a point of accuracy matters at 90%

@@ -1,5 +1,6 @@
 """What every family's report shares, so that each lives in one place: the keys naming a
-cell, the verdicts' words, the text of numbers (±, seconds, ratios, p-values), LaTeX
+cell, the verdicts' words, the text of numbers (±, clipped to a metric's bounds, seconds,
+ratios, p-values), LaTeX
 escaping and booktabs tables, tidy CSV and JSON-safe values. No torch; pandas only
 when a CSV is written.
 """
@@ -36,8 +37,19 @@ def row_label(key: dict, keys: list[str]) -> str:
 
 # -- verdicts in words ------------------------------------------------------------------
 
-AGREES = {True: "yes", False: "no", None: "n/a"}  # a cell against its reported number
-VS_BEST = {"best": "best", "indistinguishable": "≈ best", "worse": "worse", "n/a": "n/a"}  # word -> table label
+# A cell against its reported number: exactly these three words (harness.reproduction), or
+# why there is none.
+REPRODUCTION_WORDS = ("reproduced", "not reproduced", "inconclusive")
+NO_MARGIN = "no verdict: no margin"
+# A cell against the best of its group (harness.comparisons): "best", "within δ of the best",
+# "not shown within δ of the best", "no verdict" (one seed), or without a margin:
+NO_MARGIN_BEST = "no margin"
+
+
+def margin_line(metric) -> str:
+    """The line under a table whose verdicts need a margin the suite does not set."""
+    return (f"No verdict without a margin: set `report: {{margin: ...}}` in the suite (δ in {metric.name}'s units, "
+            "fixed before the runs; or per metric, `margin: {" + metric.name + ": ...}`).")
 
 
 def arrow(metric) -> str:
@@ -57,9 +69,41 @@ def number(value, digits: int = 2) -> str:
     return "" if missing(value) else f"{value:.{digits}f}"
 
 
-def pm(mean, half, digits: int = 2) -> str:
-    """``mean ± half`` (``mean`` alone without an interval; empty without a mean)."""
-    return number(mean, digits) if missing(half) else f"{mean:.{digits}f} ± {half:.{digits}f}"
+def pm(mean, half, digits: int = 2, bounds=None) -> str:
+    """``mean ± half`` (``mean`` alone without an interval; empty without a mean); an
+    interval that would leave ``bounds`` (low, high) is clipped to them and shown as
+    ``mean [low, high]``."""
+    if missing(half):
+        return number(mean, digits)
+    low, high, clipped = clip(mean, half, bounds)
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]" if clipped else f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
+def clip(mean, half, bounds) -> tuple[float, float, bool]:
+    """(low, high, whether clipped) of ``mean ± half`` within ``bounds`` (None: unbounded)."""
+    low, high = mean - half, mean + half
+    if not bounds or missing(half):
+        return low, high, False
+    clipped = (max(low, float(bounds[0])), min(high, float(bounds[1])))
+    return clipped[0], clipped[1], clipped != (low, high)
+
+
+def bounds_line(metric, clipped: bool) -> list[str]:
+    """The line under a table whose intervals were clipped to the metric's bounds."""
+    if not clipped or not metric.bounds:
+        return []
+    low, high = metric.bounds
+    return [(f"{metric.name} lies in [{low:g}, {high:g}]: an interval that would leave it is clipped to it and "
+             f"shown as mean [low, high] (the t-interval is symmetric; the bounds are not).")]
+
+
+def interval_text(low, high, digits: int = 2, bounds=None) -> str:
+    """``[low, high]`` of a difference, clipped to ``bounds`` (``difference_bounds``)."""
+    if missing(low) or missing(high):
+        return ""
+    if bounds:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return f"[{low:+.{digits}f}, {high:+.{digits}f}]"
 
 
 def seconds(value) -> str:
@@ -74,10 +118,19 @@ def ratio_text(value) -> str:
     return number(value)
 
 
-def difference_text(difference, half) -> str:
+def difference_text(difference, half, bounds=None) -> str:
+    """``+d ± h``; ``+d [low, high]`` where the interval would leave ``bounds``."""
     if missing(difference):
         return ""
-    return f"{difference:+.2f}" if missing(half) else f"{difference:+.2f} ± {half:.2f}"
+    if missing(half):
+        return f"{difference:+.2f}"
+    low, high, clipped = clip(difference, half, bounds)
+    return f"{difference:+.2f} [{low:+.2f}, {high:+.2f}]" if clipped else f"{difference:+.2f} ± {half:.2f}"
+
+
+def difference_bounds(metric):
+    """The range of a difference of two values of ``metric``: (low - high, high - low); None unbounded."""
+    return (metric.bounds[0] - metric.bounds[1], metric.bounds[1] - metric.bounds[0]) if metric.bounds else None
 
 
 def p_text(p_value) -> str:
@@ -95,30 +148,25 @@ def first_line(text):
 LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
 LATEX_SYMBOLS = str.maketrans({"±": r"$\pm$", "↓": r"$\downarrow$", "×": r"$\times$", "²": r"$^2$", "≈": r"$\approx$",
-                               "≤": r"$\le$"})
+                               "≤": r"$\le$", "≥": r"$\ge$", "δ": r"$\delta$", "−": "-", "θ": r"$\theta$",
+                               "∞": r"$\infty$", "τ": r"$\tau$"})
 
 
 def latex_escape(text) -> str:
     return "".join(LATEX_SPECIAL.get(ch, ch) for ch in str(text)).translate(LATEX_SYMBOLS)
 
 
-def latex_pm(mean, half, digits: int = 2) -> str:
+def latex_pm(mean, half, digits: int = 2, bounds=None) -> str:
     if missing(mean):
         return ""
-    return f"{mean:.{digits}f}" if missing(half) else f"{mean:.{digits}f} $\\pm$ {half:.{digits}f}"
+    if missing(half):
+        return f"{mean:.{digits}f}"
+    low, high, clipped = clip(mean, half, bounds)
+    return f"{mean:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]" if clipped else f"{mean:.{digits}f} $\\pm$ {half:.{digits}f}"
 
 
 def bold(text: str) -> str:
     return f"\\textbf{{{text}}}" if text else text
-
-
-def best_mask(values, direction: str) -> list[bool]:
-    """Which values are the best (ties all), by direction; none when fewer than 2 are finite."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if len(finite) < 2:
-        return [False] * len(values)
-    best = max(finite) if direction == "higher" else min(finite)
-    return [v is not None and math.isfinite(v) and v == best for v in values]
 
 
 def latex_table(headers: list[str], rows: list[list[str]], caption: str, label: str, breaks=(),

@@ -1,16 +1,19 @@
-"""The tidy CSV report (``report.csv``): one row per run, per cell and per comparison (a
-``row`` column says which), named columns, no packed fields. The columns of the cell and
+"""The tidy CSV report (``report.csv``): one row per run, per cell, per comparison, per
+claim and per part of a claim (a ``row`` column says which: run, cell, comparison, claim,
+claim_part), named columns, no packed fields. The columns of the cell and
 comparison rows come from their declarations (``harness.report.columns``).
 """
 from __future__ import annotations
 
+from harness.report import claims
 from harness.report.columns import CELL_COLUMNS, COMPARISON_COLUMNS, fields
 from harness.report.shared import tidy_csv
 
-CSV_COLUMNS = ["seed", "metric", "value", "ci95", "interval", "seeds", "samples", "status", "run_id", "reported",
-               "reported_interval", "reported_kind", "reported_se", "source", "diff", "bound", "agrees", "baseline",
-               "n", "n_baseline", "p_value", "verdict", "train_seconds", "eval_seconds", "gpu_hours", "train_gpu_hours",
-               "train_cpu_hours", "error"]
+CSV_COLUMNS = ["seed", "metric", "value", "ci95", "low", "high", "interval", "seeds", "samples", "status", "run_id",
+               "reported", "reported_interval", "reported_kind", "reported_over", "reported_count", "reported_se",
+               "source", "margin", "diff", "diff_low", "diff_high", "verdict", "verdict_note", "seeds_to_decide",
+               "vs_best", "baseline", "n", "n_baseline", "wins", "p_value", "p_holm", "train_seconds", "eval_seconds",
+               "gpu_hours", "train_gpu_hours", "train_cpu_hours", "error"]
 
 
 def header(rows: list[dict], known: list[str]) -> list[str]:
@@ -52,7 +55,7 @@ def comparison_rows(comparisons: list, keys: list[str]) -> list[dict]:
 
 
 def render(report) -> str:
-    """The generic report's CSV: every metric's run rows, then cell rows, then comparisons."""
+    """The generic report's CSV: every metric's run rows, then cell rows, comparisons, claims."""
     if not len(report.runs):
         return ""
     runs, cells, comparisons = [], [], []
@@ -60,5 +63,5 @@ def render(report) -> str:
         runs += run_rows(report, section)
         cells += cell_rows(section, report.keys)
         comparisons += comparison_rows(section.comparisons, report.keys)
-    rows = runs + cells + comparisons
+    rows = runs + cells + comparisons + claims.tidy_rows(report.claims)
     return tidy_csv(rows, header(rows, ["row", *report.keys, *CSV_COLUMNS]))
