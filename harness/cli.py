@@ -389,8 +389,6 @@ def cmd_run(args) -> None:
     from harness import status
 
     if args.until_decided:
-        from harness.until_decided import run_until_decided
-
         return run_until_decided(args)
     for flag, value in (("--max-seeds", args.max_seeds), ("--seeds-per-round", args.seeds_per_round)):
         if value is not None:
@@ -433,6 +431,94 @@ def cmd_run(args) -> None:
             print(f"harness: {len(failed)} of the {len(todo)} runs of this launch did not finish "
                   f"(failed or without a record): see `harness status {args.suite}`", file=sys.stderr)
             raise LaunchFailed()
+
+
+def run_until_decided(args) -> None:
+    """`run --until-decided`: the loop of ``harness.until_decided``."""
+    from harness import launch as launcher
+    from harness import rounds as state_file
+    from harness import status
+    from harness.until_decided import (
+        ALPHA,
+        budget,
+        decisions_of,
+        look_dict,
+        print_look,
+        require_verdicts,
+        specs_of,
+        wait_for,
+    )
+
+    if args.force:
+        raise HarnessError("--force: each seed of the rounds runs once; delete the records to run them again")
+    suite, specs, store = planned(args)
+    state = state_file.load(store)
+    max_seeds, per_round = budget(args, suite, state)
+    require_verdicts(suite)
+    if state is None:
+        state = state_file.new_state(suite.name, max_seeds, ALPHA)
+        state_file.save(store, state)
+    resources_of = launch_resources(args, suite, specs)
+    retry, dispatched, first = args.retry_failed, set(), True
+    while True:
+        view = status.run_views(store, specs)
+        if first:
+            warn(view.warnings + stale(specs, view.scan))
+            first = False
+        views = view.views
+        number = len(state["rounds"]) - 1
+        wanted = set(status.NOT_STARTED) | ({"failed"} if retry else set())
+        todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
+        active = [spec for spec in specs if views[spec.run_id].active]
+        again = [spec for spec in todo if spec.run_id in dispatched]
+        if again:
+            _write_report(suite, store, "markdown", None, echo=True, specs=specs)
+            print(f"harness: round {number}: {len(again)} runs ended without a record (lost, cancelled or killed): "
+                  f"see `harness status {args.suite}`; run the same command again to dispatch them again",
+                  file=sys.stderr)
+            raise LaunchFailed()
+        if todo:
+            print(f"{suite.name}: round {number}: {len(todo)} to run ({_status_counts(specs, views)})")
+            result = dispatch(suite, todo, store, args, resources_of)
+            state_file.note_launch(state, result.launch_id)
+            state_file.save(store, state)
+            dispatched |= {spec.run_id for spec in todo}
+            retry = False
+            for run_id, why in result.crashed.items():
+                print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
+            if args.cluster == "slurm":
+                if not args.wait:
+                    print(f"round {number} submitted; run the same command again when its jobs have ended "
+                          f"(follow with: harness status {args.suite})")
+                    return
+                launcher.wait(store, result, progress=not args.quiet)
+            continue
+        if active:
+            if not wait_for(store, specs, views, active, args, number):
+                return
+            continue
+        failed = [spec for spec in specs if views[spec.run_id].status == "failed"]
+        if failed:
+            _write_report(suite, store, "markdown", None, echo=True, specs=specs)
+            print(f"harness: round {number}: {len(failed)} runs failed, and the verdicts wait for every run of the "
+                  f"round: see `harness status {args.suite}`, then run again with --retry-failed", file=sys.stderr)
+            raise LaunchFailed()
+        decisions = decisions_of(suite, store, specs, state)
+        print_look(decisions, number)
+        found = state_file.next_additions(decisions, state_file.seeds_by_cell(specs, decisions.keys), per_round,
+                                          max_seeds)
+        look = look_dict(decisions)
+        if not found:
+            state["finished"] = {"created": state_file.now(), "look": look}
+            state_file.save(store, state)
+            print(f"{suite.name}: every verdict is decided (or can be no further) after round {number}.")
+            break
+        entry = state_file.add_round(state, found, per_round, look)
+        state_file.save(store, state)
+        runs = sum(len(addition["seeds"]) for addition in found)
+        print(f"round {entry['round']}: {len(found)} undecided cells get new seeds ({runs} runs)")
+        specs = specs_of(suite, state)
+    _write_report(suite, store, "markdown", None, echo=True, specs=specs)
 
 
 class LaunchFailed(Exception):

@@ -23,9 +23,11 @@ the state is created (the spending's information fractions are k / max seeds); t
 per round may change from one round to the next.
 
 New seeds: the cells still open after a look (``harness.report.sequential``) get
-``seeds_per_round`` new seeds each, the next integers after the largest seed among the
-cells that must stay paired with them (the cells of an open claim cell, both sides, and
-through them every cell linked to those): such cells get the very same seeds. A cell never
+``seeds_per_round`` seeds each, the next integers after their largest seed. Cells that
+must stay paired by seed (the cells of an open claim cell, both sides, and through them
+every cell linked to those) get the very same seeds: the first ``seeds_per_round`` of the
+seeds some of them have and others lack (so that they catch up: one may have had rounds
+of its own before), then of the integers after the largest seed among them. A cell never
 goes past ``max_seeds`` seeds.
 """
 from __future__ import annotations
@@ -220,12 +222,15 @@ def next_additions(decisions, seeds: dict[tuple, set], per_round: int, max_seeds
     open cell has max seeds."""
     found = []
     for members in paired_sets(decisions):
-        start = 1 + max((max(_lookup(seeds, m), default=-1) for m in members), default=-1)
-        new = list(range(start, start + per_round))
-        for member in members:
-            room = max_seeds - len(_lookup(seeds, member))
-            if room > 0:
-                found.append({"cell": {k: _plain(v) for k, v in member}, "seeds": new[:room]})
+        have = [_lookup(seeds, member) for member in members]
+        union = set().union(*have)
+        lacking = sorted(seed for seed in union if any(seed not in mine for mine in have))
+        top = max(union, default=-1)
+        chosen = (lacking + list(range(top + 1, top + 1 + per_round)))[:per_round]
+        for member, mine in zip(members, have):
+            new = [seed for seed in chosen if seed not in mine][:max(max_seeds - len(mine), 0)]
+            if new:
+                found.append({"cell": {k: _plain(v) for k, v in member}, "seeds": new})
     return found
 
 

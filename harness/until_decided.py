@@ -1,4 +1,5 @@
-"""`harness run SUITE --until-decided`: rounds of seeds until every verdict is decided.
+"""`harness run SUITE --until-decided`: rounds of seeds until every verdict is decided. The
+pieces of its loop (``harness.cli``), and what `status` and `report` show of the rounds.
 
 ``harness.rounds`` keeps the state on disk and says which cells get which new seeds;
 ``harness.report.sequential`` decides each reported cell and claim after every round, by
@@ -74,82 +75,6 @@ def decisions_of(suite, store, specs, state: dict, rounds: int | None = None):
 
     count = len(state["rounds"]) if rounds is None else rounds
     return decide_looks(suite, store, state_file.looks(specs, state, count), state["max_seeds"], state.get("alpha", ALPHA))
-
-
-def run_until_decided(args) -> None:
-    from harness import cli, status
-    from harness import launch as launcher
-
-    if args.force:
-        raise HarnessError("--force: each seed of the rounds runs once; delete the records to run them again")
-    suite, specs, store = cli.planned(args)
-    state = state_file.load(store)
-    max_seeds, per_round = budget(args, suite, state)
-    require_verdicts(suite)
-    if state is None:
-        state = state_file.new_state(suite.name, max_seeds, ALPHA)
-        state_file.save(store, state)
-    resources_of = cli.launch_resources(args, suite, specs)
-    retry, dispatched, first = args.retry_failed, set(), True
-    while True:
-        view = status.run_views(store, specs)
-        if first:
-            cli.warn(view.warnings + cli.stale(specs, view.scan))
-            first = False
-        views = view.views
-        number = len(state["rounds"]) - 1
-        wanted = set(status.NOT_STARTED) | ({"failed"} if retry else set())
-        todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
-        active = [spec for spec in specs if views[spec.run_id].active]
-        again = [spec for spec in todo if spec.run_id in dispatched]
-        if again:
-            cli._write_report(suite, store, "markdown", None, echo=True, specs=specs)
-            print(f"harness: round {number}: {len(again)} runs ended without a record (lost, cancelled or killed): "
-                  f"see `harness status {args.suite}`; run the same command again to dispatch them again",
-                  file=sys.stderr)
-            raise cli.LaunchFailed()
-        if todo:
-            print(f"{suite.name}: round {number}: {len(todo)} to run ({cli._status_counts(specs, views)})")
-            result = cli.dispatch(suite, todo, store, args, resources_of)
-            state_file.note_launch(state, result.launch_id)
-            state_file.save(store, state)
-            dispatched |= {spec.run_id for spec in todo}
-            retry = False
-            for run_id, why in result.crashed.items():
-                print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
-            if args.cluster == "slurm":
-                if not args.wait:
-                    print(f"round {number} submitted; run the same command again when its jobs have ended "
-                          f"(follow with: harness status {args.suite})")
-                    return
-                launcher.wait(store, result, progress=not args.quiet)
-            continue
-        if active:
-            if not wait_for(store, specs, views, active, args, number):
-                return
-            continue
-        failed = [spec for spec in specs if views[spec.run_id].status == "failed"]
-        if failed:
-            cli._write_report(suite, store, "markdown", None, echo=True, specs=specs)
-            print(f"harness: round {number}: {len(failed)} runs failed, and the verdicts wait for every run of the "
-                  f"round: see `harness status {args.suite}`, then run again with --retry-failed", file=sys.stderr)
-            raise cli.LaunchFailed()
-        decisions = decisions_of(suite, store, specs, state)
-        print_look(decisions, number)
-        found = state_file.next_additions(decisions, state_file.seeds_by_cell(specs, decisions.keys), per_round,
-                                          max_seeds)
-        look = look_dict(decisions)
-        if not found:
-            state["finished"] = {"created": state_file.now(), "look": look}
-            state_file.save(store, state)
-            print(f"{suite.name}: every verdict is decided (or can be no further) after round {number}.")
-            break
-        entry = state_file.add_round(state, found, per_round, look)
-        state_file.save(store, state)
-        runs = sum(len(addition["seeds"]) for addition in found)
-        print(f"round {entry['round']}: {len(found)} undecided cells get new seeds ({runs} runs)")
-        specs = specs_of(suite, state)
-    cli._write_report(suite, store, "markdown", None, echo=True, specs=specs)
 
 
 def wait_for(store, specs, views, active, args, number: int) -> bool:
@@ -258,16 +183,25 @@ def status_lines(suite, store, specs, views) -> list[str]:
     last_round = {}
     for number_, cell, _ in state_file.additions(state):
         last_round[tuple(cell.items())] = number_
+    cells: dict = {}  # cell id -> [key, verdict text, open, why it stopped]
     for entry in look["cells"]:
-        key = entry["cell"]
+        reason = (entry.get("sequential") or {}).get("reason")
+        cells[tuple(entry["cell"].items())] = [entry["cell"], f"{entry['word']} ({entry['metric']})", entry["open"],
+                                               reason]
+    for claim in look["claims"]:
+        opened = {tuple(key.items()) for key in claim["open_cells"]}
+        for key in claim["cells"]:
+            found = cells.setdefault(tuple(key.items()), [key, "", False, "decided"])
+            found[1] += ("; " if found[1] else "") + f"claim {claim['claim']}: {claim['word']}"
+            found[2] = found[2] or tuple(key.items()) in opened
+    for cell_id_, (key, verdicts, is_open, reason) in cells.items():
         mine = [spec for spec in specs if all(spec.config.get(k) == v for k, v in key.items())]
         done = sum(1 for spec in mine if views[spec.run_id].status == "done")
-        waits = waiting_text(mine, views, entry["open"], ended, (entry.get("sequential") or {}).get("reason"))
-        lines.append(f"  {cell_text(key)} ({entry['metric']}): round {last_round.get(tuple(key.items()), 0)}, "
-                     f"{done} seeds done of {len(mine)}, {entry['word']}; {waits}")
-    for entry in look["claims"]:
-        lines.append(f"  claim {entry['claim']}: {entry['seeds']} seeds a side at the latest look, {entry['word']}"
-                     + ("" if entry["open"] else f" ({entry['reason']})"))
+        lines.append(f"  {cell_text(key)}: round {last_round.get(cell_id_, 0)}, {done} seeds done of {len(mine)}; "
+                     f"{verdicts}; {waiting_text(mine, views, is_open, ended, reason)}")
+    for claim in look["claims"]:
+        lines.append(f"  claim {claim['claim']}: {claim['seeds']} seeds a side at the latest look, {claim['word']}"
+                     + ("" if claim["open"] else f" ({claim['reason']})"))
     return lines
 
 

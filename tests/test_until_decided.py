@@ -166,8 +166,10 @@ def test_plan_status_and_report_see_the_rounds_runs_as_planned(gauss, capsys):
     code, out, _ = cli(capsys, "status", gauss)
     assert code == 0 and "belong to runs no longer in this plan" not in out
     assert "Sequential seeds: round" in out and "(finished)" in out
-    assert "method=hopeless (score): round 0, 3 seeds done of 3, inconclusive; cannot be decided at this margin" in out
-    assert "method=far (score): round 0, 3 seeds done of 3, not reproduced; decided" in out
+    assert ("dataset=normal, method=hopeless: round 0, 3 seeds done of 3; inconclusive (score); cannot be decided at "
+            "this margin") in out
+    assert "dataset=normal, method=far: round 0, 3 seeds done of 3; not reproduced (score); decided" in out
+    assert "dataset=normal, method=twin: round " in out and "; claim twin-not-worse: supported; decided" in out
     code, out, _ = cli(capsys, "report", gauss)
     assert code == 0 and "## Sequential seeds" in out and f"Runs: {total} done" in out
     # without the state, the rounds' runs are no longer planned
@@ -193,6 +195,10 @@ def test_a_round_written_but_never_dispatched_is_dispatched_once(gauss, capsys):
         if json.loads(path.read_text())["launch_id"] not in crashed["rounds"][0]["launches"]:
             path.unlink()
     (results / "gauss" / "rounds.json").write_text(json.dumps(crashed))
+    code, out, _ = cli(capsys, "status", gauss)
+    assert code == 0 and "Sequential seeds: round 1, at most 9 seeds per cell" in out
+    assert "method=noisy: round 1, 3 seeds done of 5; continue (score); waits for its 2 runs (not dispatched)" in out
+    assert "method=far: round 0, 3 seeds done of 3; not reproduced (score); decided" in out
 
     code, out, err = cli(capsys, "run", gauss, "--until-decided", "--cluster", "debug", "--quiet")
     assert code == 0, err

@@ -310,5 +310,11 @@ def as_dict(decisions: Decisions) -> dict:
                    "sequential": verdict(d.verdict), "fixed": d.fixed} for d in decisions.cells],
         "claims": [{"claim": c.name, "word": c.word, "reason": c.reason, "open": c.open, "look": c.look, "seeds": c.seeds,
                     "looks": c.looks, "levels": c.levels, "p_value": c.p_value, "p_refute": c.p_refute,
-                    "fixed": c.fixed} for c in decisions.claims],
+                    "fixed": c.fixed, "cells": _unique(c.groups), "open_cells": _unique(c.open_groups) if c.open else []}
+                   for c in decisions.claims],
     })
+
+
+def _unique(groups) -> list[dict]:
+    """The cells of claim cells, each once."""
+    return list({cell_id(key): key for group in groups for key in group}.values())
