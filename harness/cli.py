@@ -453,7 +453,7 @@ def run_until_decided(args) -> None:
         raise HarnessError("--force: each seed of the rounds runs once; delete the records to run them again")
     suite, specs, store = planned(args)
     state = state_file.load(store)
-    max_seeds, per_round = budget(args, suite, state)
+    max_seeds, per_round = budget(args, suite, specs, state)
     require_verdicts(suite)
     if state is None:
         state = state_file.new_state(suite.name, max_seeds, ALPHA)

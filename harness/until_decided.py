@@ -33,8 +33,9 @@ ALPHA = 0.05
 SHOWN = 12  # open cells listed after each look
 
 
-def budget(args, suite, state: dict | None) -> tuple[int, int]:
-    """(max seeds, seeds per round): the flags, else the suite's ``budget:``; checked."""
+def budget(args, suite, specs, state: dict | None) -> tuple[int, int]:
+    """(max seeds, seeds per round): the flags, else the suite's ``budget:``; checked (max
+    seeds at least the most seeds a cell of the plan has)."""
     given = suite.budget
     max_seeds = args.max_seeds if args.max_seeds is not None else getattr(given, "max_seeds", None)
     per_round = args.seeds_per_round if args.seeds_per_round is not None else getattr(given, "seeds_per_round", None)
@@ -46,9 +47,11 @@ def budget(args, suite, state: dict | None) -> tuple[int, int]:
         raise HarnessError(f"{source} {max_seeds}: must be >= 2")
     if per_round < 1:
         raise HarnessError(f"--seeds-per-round {per_round}: must be >= 1")
-    grid_seeds = len(suite.grid.get("seed", []))
-    if max_seeds < grid_seeds:
-        raise HarnessError(f"{source} {max_seeds}: below the {grid_seeds} seeds the grid already runs")
+    from harness.report.shared import group_keys
+
+    most = max((len(seeds) for seeds in state_file.seeds_by_cell(specs, group_keys(suite)).values()), default=0)
+    if max_seeds < most:
+        raise HarnessError(f"{source} {max_seeds}: below the {most} seeds a cell of the plan already runs")
     if state is not None and state["max_seeds"] != max_seeds:
         raise HarnessError(f"{source} {max_seeds}: the rounds in {state_file.STATE} were started with max seeds "
                            f"{state['max_seeds']}, which the boundaries' information fractions (k / max seeds) are "

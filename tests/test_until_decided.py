@@ -275,7 +275,7 @@ def test_bad_budgets_and_a_damaged_state_are_one_line_errors(gauss, capsys):
     assert_one_line_error(error(capsys, "run", gauss, "--until-decided"),
                           "--until-decided: give --max-seeds N and --seeds-per-round K", "suite.yaml")
     assert_one_line_error(error(capsys, "run", gauss, "--until-decided", "--max-seeds", "2", "--seeds-per-round", "1"),
-                          "--max-seeds 2: below the 3 seeds the grid already runs")
+                          "--max-seeds 2: below the 3 seeds a cell of the plan already runs")
     assert_one_line_error(error(capsys, "run", gauss, "--max-seeds", "5"), "--max-seeds 5: only with --until-decided")
     assert_one_line_error(error(capsys, "run", gauss, "--until-decided", "--max-seeds", "9", "--seeds-per-round", "0"),
                           "--seeds-per-round 0: must be >= 1")
