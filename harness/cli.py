@@ -363,7 +363,7 @@ def launch_resources(args, suite, specs):
     return resources_of
 
 
-def dispatch(suite, todo, store, args, resources_of):
+def dispatch(suite, todo, store, args, resources_of, executor: str):
     """Check, then launch ``todo`` (local and debug: until they end); on Slurm, print the arrays."""
     from harness import launch as launcher
     from harness.suite import Resources
@@ -371,7 +371,7 @@ def dispatch(suite, todo, store, args, resources_of):
     require_data(todo)
     preflight(suite, todo, args.cluster, resources_of)
     result = launcher.launch(todo, store, args.cluster, resources_of, args.max_parallel, progress=not args.quiet,
-                             max_requeues=args.max_requeues, signal_delay_s=args.signal_delay_s)
+                             max_requeues=args.max_requeues, signal_delay_s=args.signal_delay_s, executor=executor)
     if args.cluster == "slurm":
         arrays, runs = result.arrays, len(result.submitted)
         print(f"submitted {runs} run{'s' * (runs != 1)} in {len(arrays)} job array{'s' * (len(arrays) != 1)}:")
@@ -394,6 +394,7 @@ def cmd_run(args) -> None:
         if value is not None:
             raise HarnessError(f"{flag} {value}: only with --until-decided")
     suite, specs, store = planned(args)
+    executor = local_executor(args)
     resources_of = launch_resources(args, suite, specs)
     view = status.run_views(store, specs)
     warn(view.warnings + stale(specs, view.scan))
@@ -412,7 +413,7 @@ def cmd_run(args) -> None:
         if args.cluster == "slurm":
             return
     else:
-        result = dispatch(suite, todo, store, args, resources_of)
+        result = dispatch(suite, todo, store, args, resources_of, executor)
         if args.cluster == "slurm":
             if not args.wait:
                 print(f"follow with: harness status {args.suite}")
@@ -421,12 +422,16 @@ def cmd_run(args) -> None:
             view = status.run_views(store, specs)
             warn(view.warnings)
             _print_status(suite, specs, store, view)
+        for run_id, holder in result.elsewhere.items():
+            print(f"harness: run {run_id} skipped (running elsewhere): another launcher's worker holds it "
+                  f"({holder}); its record will come from there", file=sys.stderr)
         for run_id, why in result.crashed.items():
             print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
     _write_report(suite, store, "markdown", None, echo=True, specs=specs)
     if todo:
         finished = store.scan(todo)
-        failed = [spec for spec in todo if finished.states[spec.run_id].status != "done"]
+        elsewhere = set(result.elsewhere)
+        failed = [spec for spec in todo if finished.states[spec.run_id].status != "done" and spec.run_id not in elsewhere]
         if failed:
             print(f"harness: {len(failed)} of the {len(todo)} runs of this launch did not finish "
                   f"(failed or without a record): see `harness status {args.suite}`", file=sys.stderr)
@@ -455,10 +460,11 @@ def run_until_decided(args) -> None:
     state = state_file.load(store)
     max_seeds, per_round = budget(args, suite, specs, state)
     require_verdicts(suite)
+    executor = local_executor(args)
+    resources_of = launch_resources(args, suite, specs)
     if state is None:
         state = state_file.new_state(suite.name, max_seeds, ALPHA)
         state_file.save(store, state)
-    resources_of = launch_resources(args, suite, specs)
     retry, dispatched, first = args.retry_failed, set(), True
     while True:
         view = status.run_views(store, specs)
@@ -479,11 +485,14 @@ def run_until_decided(args) -> None:
             raise LaunchFailed()
         if todo:
             print(f"{suite.name}: round {number}: {len(todo)} to run ({_status_counts(specs, views)})")
-            result = dispatch(suite, todo, store, args, resources_of)
+            result = dispatch(suite, todo, store, args, resources_of, executor)
             state_file.note_launch(state, result.launch_id)
             state_file.save(store, state)
-            dispatched |= {spec.run_id for spec in todo}
+            dispatched |= {spec.run_id for spec in todo} - set(result.elsewhere)
             retry = False
+            for run_id, holder in result.elsewhere.items():
+                print(f"harness: run {run_id} skipped (running elsewhere): another launcher's worker holds it "
+                      f"({holder}); its record will come from there", file=sys.stderr)
             for run_id, why in result.crashed.items():
                 print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
             if args.cluster == "slurm":
@@ -519,6 +528,20 @@ def run_until_decided(args) -> None:
         print(f"round {entry['round']}: {len(found)} undecided cells get new seeds ({runs} runs)")
         specs = specs_of(suite, state)
     _write_report(suite, store, "markdown", None, echo=True, specs=specs)
+
+
+def local_executor(args) -> str:
+    """`--executor`, checked: local runs only; the fork server needs Linux."""
+    from harness import launch as launcher
+
+    if args.executor is None:
+        return launcher.DEFAULT_EXECUTOR
+    if args.cluster != "local":
+        raise HarnessError(f"--executor {args.executor}: only for --cluster local")
+    if args.executor == "pool" and not sys.platform.startswith("linux"):
+        raise HarnessError("--executor pool: forking a process that imported torch is safe on Linux only; "
+                           "use --executor submitit")
+    return args.executor
 
 
 class LaunchFailed(Exception):
@@ -761,7 +784,13 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also how many seeds each reported number and claim needs for a verdict at 80%% power, "
                            "from the finished runs")
     run = suite_command("run", cmd_run, "run every pending run")
-    run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local")
+    run.add_argument("--cluster", choices=("local", "debug", "slurm"), default="local",
+                     help="local (default): each run in a process of its own on this machine; debug: in this "
+                          "process, one after the other; slurm: job arrays, then return (see --wait)")
+    run.add_argument("--executor", choices=("pool", "submitit"), default=None,
+                     help="local: how each run gets its process. pool (default on Linux): forked from a server "
+                          "that imported torch once; submitit: a fresh Python per run through submitit's local "
+                          "executor (seconds slower per run; for comparison or debugging)")
     run.add_argument("--max-parallel", type=int, default=None, metavar="N",
                      help="runs at once (local default: as many as the cores hold; slurm: per job array, sbatch's %%)")
     run.add_argument("--force", action="store_true", help="rerun finished runs too")
@@ -781,13 +810,16 @@ def build_parser() -> argparse.ArgumentParser:
     rounds.add_argument("--seeds-per-round", type=int, default=None, metavar="K",
                         help="new seeds per undecided cell and round (default: the suite's budget: seeds_per_round)")
     given = run.add_argument_group("resources (override the suite's `resources` for every run)")
-    given.add_argument("--gpus", type=int, default=None, metavar="N")
-    given.add_argument("--cpus", type=int, default=None, metavar="N")
-    given.add_argument("--mem-gb", type=float, default=None, metavar="GB")
-    given.add_argument("--timeout-min", type=int, default=None, metavar="MIN")
-    given.add_argument("--partition", default=None)
-    given.add_argument("--account", default=None)
-    given.add_argument("--qos", default=None)
+    given.add_argument("--gpus", type=int, default=None, metavar="N",
+                       help="GPUs per run (slurm: --gpus-per-node; local: GPUs of its own among the visible ones)")
+    given.add_argument("--cpus", type=int, default=None, metavar="N",
+                       help="CPUs per run: torch's and the BLAS thread pools (slurm: --cpus-per-task)")
+    given.add_argument("--mem-gb", type=float, default=None, metavar="GB", help="memory per run (slurm: --mem; not enforced on this machine)")
+    given.add_argument("--timeout-min", type=int, default=None, metavar="MIN",
+                       help="time limit per run: checkpoint and requeue before it, see --max-requeues (slurm: --time)")
+    given.add_argument("--partition", default=None, help="slurm: the partition (default: the cluster's)")
+    given.add_argument("--account", default=None, help="slurm: the account to charge")
+    given.add_argument("--qos", default=None, help="slurm: the quality of service")
     given.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
                        help="any further sbatch option, e.g. --sbatch constraint=a100 (repeatable; KEY alone for a flag)")
     suite_command("status", cmd_status, "done / failed / running / requeued / pending / cancelled / lost, with errors and logs")

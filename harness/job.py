@@ -93,7 +93,6 @@ class Job(submitit.helpers.Checkpointable):
         try:
             started, clock = now(), time.perf_counter()
             with RunLog(log_path, lambda info: store.update_running(run_id, {**marker, **info})) as log:
-                log(f"run {run_id}: {self.spec.label()}")
                 record = self._run(log, store.run_dir(run_id) / CHECKPOINT)
             record.update({
                 "run_id": run_id,
@@ -119,8 +118,9 @@ class Job(submitit.helpers.Checkpointable):
             from harness import families, plugins
             from harness.spec import components
 
-            plugins.activate(self.spec.plugins)
+            plugins.activate(self.spec.plugins)  # before the label: a suite's plugin may declare the family
             family = families.get(self.spec.family)
+            log(f"run {self.spec.run_id}: {family.run_label(self.spec.config)}")
             code = components(family, self.spec.config)
             trainer_class = load_target(family.trainer)
             if self.threads and "torch" in sys.modules:  # in-process (debug); workers got OMP_NUM_THREADS

@@ -1,14 +1,17 @@
-"""Dispatch RunSpecs through submitit: in-process (debug), local subprocesses, or SLURM.
+"""Dispatch RunSpecs: in-process (debug), local processes, or SLURM job arrays.
 
 Knows RunSpecs, resources, the store and the scheduler's answers; nothing about
 training. Small pure functions (grouping, splitting, sbatch parameters, GPU slots)
-around thin submitit calls; what `status` shows is in `harness/status.py`.
+around thin executor calls: local runs are forked from a server that imported torch
+once (``harness/pool.py``; ``--executor submitit``: a fresh Python per run through
+submitit's local executor), Slurm's are submitit job arrays. What `status` shows is in
+`harness/status.py`.
 
-Every launch gets a fresh submitit folder (``results/<suite>/.submitit/<launch id>``),
-so result files of an earlier launch are never read, and a launch record
-(``results/<suite>/launches/<launch id>.json``: cluster, folder, job name, and for
-each run its job id and log files) that `status` and `run --wait` read to ask the
-scheduler about exactly these jobs, in one query.
+Every launch gets a fresh folder (``results/<suite>/.submitit/<launch id>``: logs,
+submitit's files), so result files of an earlier launch are never read, and a launch
+record (``results/<suite>/launches/<launch id>.json``: cluster, executor, folder, job
+name, and for each run its job id and log files) that `status` and `run --wait` read
+to ask the scheduler about exactly these jobs, in one query.
 """
 from __future__ import annotations
 
@@ -19,18 +22,22 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from tqdm import tqdm
 
 from harness import HarnessError, scheduler
+from harness.forkserver import THREAD_VARIABLES
 from harness.status import write_launch
 from harness.store import Store
 from harness.suite import Resources
 
 CLUSTERS = ("local", "debug", "slurm")
+# How local runs get their process (`run --executor`): forked from a server that imported torch
+# once, or a fresh Python each through submitit (forking torch is trusted on Linux only).
+DEFAULT_EXECUTOR = "pool" if sys.platform.startswith("linux") else "submitit"
 POLL_SECONDS = 0.5  # local executor: how often finished processes are looked for
 DEFAULT_MAX_REQUEUES = 3  # submitit's max_num_timeout: requeues after a time-out before the run fails
 
@@ -44,6 +51,7 @@ class LaunchResult:
     job_ids: list = field(default_factory=list)
     arrays: list = field(default_factory=list)  # slurm: one dict per sbatch call (job id, size, resources)
     crashed: dict = field(default_factory=dict)  # run id -> why the worker died without a record
+    elsewhere: dict = field(default_factory=dict)  # run id -> the other launcher's worker that holds it
 
 
 # ---------------------------------------------------------------- pure pieces
@@ -104,7 +112,7 @@ def signal_delay_problem(signal_delay_s: int, timeout_min: int) -> str | None:
 
 
 def sbatch_memory(mem_gb: float) -> str:
-    return f"{int(mem_gb)}G" if float(mem_gb).is_integer() else f"{int(round(mem_gb * 1024))}M"
+    return f"{int(mem_gb)}G" if float(mem_gb).is_integer() else f"{round(mem_gb * 1024)}M"
 
 
 def slurm_parameters(resources: Resources, count: int, name: str, max_parallel: int | None = None,
@@ -189,10 +197,6 @@ class GpuSlots:
         self.free = [gpu for gpu in self.order if gpu in returned]
 
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-                    "VECLIB_MAXIMUM_THREADS")
-
-
 class thread_limits:
     """While submitting: the thread pools of the workers (torch, BLAS, OpenMP) sized to the
     run's CPUs, through the environment they inherit (local controllers copy it; sbatch
@@ -222,9 +226,7 @@ def can_start(resources: Resources, running: list[Resources], cap: int | None, c
         return False
     if cap is None and running and sum(r.cpus for r in running) + resources.cpus > cpus:
         return False
-    if resources.gpus and slots.total and len(slots.free) < slots.need(resources.gpus):
-        return False
-    return True
+    return not (resources.gpus and slots.total and len(slots.free) < slots.need(resources.gpus))
 
 
 # ---------------------------------------------------------------- launching
@@ -232,14 +234,18 @@ def can_start(resources: Resources, running: list[Resources], cap: int | None, c
 
 def launch(specs, store: Store, cluster: str, resources: Resources | Callable, max_parallel: int | None = None,
            progress: bool = True, max_requeues: int = DEFAULT_MAX_REQUEUES,
-           signal_delay_s: int | None = None) -> LaunchResult:
-    """Dispatch ``specs``; ``resources`` is one Resources for all, or spec -> Resources."""
+           signal_delay_s: int | None = None, executor: str = DEFAULT_EXECUTOR) -> LaunchResult:
+    """Dispatch ``specs``; ``resources`` is one Resources for all, or spec -> Resources;
+    ``executor`` says how local runs get their processes: "pool" or "submitit"."""
     specs = list(specs)
     resources_of = resources if callable(resources) else (lambda spec, r=resources: r)
     launch_id = new_launch_id()
     result = LaunchResult(folder=launch_folder(store, launch_id), launch_id=launch_id)
     if not specs:
         return result
+    if cluster == "slurm" and (problem := scheduler.unreachable()):  # before anything is written
+        raise HarnessError(f"--cluster slurm: no Slurm to submit to from here ({problem}); run this on a "
+                           "node of the cluster (a login node), or use --cluster local")
     store.dir.mkdir(parents=True, exist_ok=True)
     root = str(store.root.resolve())
     record = {
@@ -249,6 +255,7 @@ def launch(specs, store: Store, cluster: str, resources: Resources | Callable, m
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds"),
         "folder": str(result.folder.resolve()),
         "job_name": job_name(store.suite, launch_id) if cluster == "slurm" else None,
+        "executor": executor if cluster == "local" else None,
         "max_parallel": max_parallel,
         "max_requeues": max_requeues,
         "arrays": [],
@@ -257,7 +264,7 @@ def launch(specs, store: Store, cluster: str, resources: Resources | Callable, m
     if cluster == "debug":
         _run_debug(specs, root, resources_of, result, record, store, progress)
     elif cluster == "local":
-        _run_local(specs, root, resources_of, result, record, store, max_parallel, progress, max_requeues)
+        _run_local(specs, root, resources_of, result, record, store, max_parallel, progress, max_requeues, executor)
     elif cluster == "slurm":
         _submit_slurm(specs, root, resources_of, result, record, store, max_parallel, max_requeues, signal_delay_s)
     else:
@@ -265,9 +272,10 @@ def launch(specs, store: Store, cluster: str, resources: Resources | Callable, m
     return result
 
 
-def _note(record: dict, run_id: str, submitted) -> None:
+def _note(submitted) -> dict:
+    """A submitit job as the launch record keeps it: its id and log files."""
     paths = getattr(submitted, "paths", None)
-    record["runs"][run_id] = {
+    return {
         "job_id": str(submitted.job_id),
         "stdout": str(paths.stdout) if paths is not None else None,
         "stderr": str(paths.stderr) if paths is not None else None,
@@ -285,106 +293,218 @@ def _run_debug(specs, root, resources_of, result: LaunchResult, record: dict, st
         submitted = executor.submit(job)
         result.submitted.append(spec.run_id)
         result.job_ids.append(submitted.job_id)
-        _note(record, spec.run_id, submitted)
+        record["runs"][spec.run_id] = _note(submitted)
         result.record_path = write_launch(store, record)
-        _collect(submitted, spec.run_id, result)
+        _collect(SubmititRun(submitted, spec.run_id, store), result, store)
 
 
-def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, store: Store,
-               max_parallel: int | None, progress: bool, max_requeues: int) -> None:
-    """Each run in its own process: at most ``max_parallel`` at once (default: as many as
-    the CPUs hold), each GPU run pinned to GPUs of its own; wait for all.
+class SubmititRun:
+    """A local run in a fresh Python through submitit (``--executor submitit``), as the
+    launcher follows it."""
 
-    Pinning: the worker sets CUDA_VISIBLE_DEVICES to its GPUs' entries (indices or UUIDs,
-    as this process sees them) before CUDA starts (``Job.devices``); CPU runs then see no
-    GPU. submitit's own ``visible_gpus`` takes indices only, so it is not used.
+    def __init__(self, submitted, run_id: str, store: Store):
+        self.submitted, self.run_id, self.store = submitted, run_id, store
+
+    def done(self) -> bool:
+        return self.submitted.done()
+
+    def terminate(self) -> bool:
+        """SIGTERM to the worker, once it has written its pid in its running marker."""
+        pid = _worker_pid(self.store, self.run_id)
+        if pid:
+            _signal(pid, signal.SIGTERM)
+        return bool(pid)
+
+    def kill(self) -> None:
+        process = getattr(self.submitted, "_process", None)
+        for target in (_worker_pid(self.store, self.run_id), process and process.pid):
+            if target:
+                _signal(target, signal.SIGKILL)
+
+    def crash(self) -> str | None:
+        """The last line of what submitit says when the worker raised or died, else None."""
+        try:
+            self.submitted.result()
+        except Exception as error:  # noqa: BLE001 - the job's own failures are records; this is its worker failing
+            lines = str(error).strip().splitlines()
+            return lines[-1].strip() if lines else type(error).__name__
+        return None
+
+
+class SubmititRuns:
+    """Local runs through submitit's local executor: a fresh Python (and torch import) per
+    run; it sends the time-limit signal and requeues itself.
 
     Ctrl-C: submitit's local controller answers SIGINT by killing its worker one second
     later, before a checkpoint can be saved. So the controllers start with SIGINT ignored
-    (their workers install their own handler when they start), and on Ctrl-C this process
-    asks each worker to stop (SIGTERM, see ``stop_workers``) and waits until every one has
-    saved its checkpoint and exited."""
-    import submitit
+    (their workers install their own handler when they start), and ``stop_workers`` asks
+    each worker to stop (SIGTERM). submitit's own ``visible_gpus`` takes indices only, so
+    the Job pins GPUs itself (``Job.devices``)."""
 
+    def __init__(self, folder: Path, max_requeues: int, store: Store):
+        import submitit
+
+        self.executor = submitit.LocalExecutor(folder=folder, max_num_timeout=max_requeues)
+        self.executor.update_parameters(setup=["trap '' INT"])
+        self.store = store
+
+    def start(self, spec, job, resources: Resources, pinned: bool) -> SubmititRun:
+        self.executor.update_parameters(timeout_min=resources.timeout_min, gpus_per_node=0 if pinned else resources.gpus,
+                                        visible_gpus=())
+        with thread_limits(resources.cpus):
+            return SubmititRun(self.executor.submit(job), spec.run_id, self.store)
+
+    def note(self, run: SubmititRun) -> dict:
+        return _note(run.submitted)
+
+    def wait(self, running: list, timeout: float) -> list:
+        finished = [run for run in running if run.done()]
+        if not finished:
+            time.sleep(timeout)
+        return finished
+
+    def stop(self) -> None:
+        pass  # a requeue after a stop is submitit's to decide
+
+    def close(self) -> None:
+        pass
+
+
+class PoolRuns:
+    """Local runs forked from a server that imported torch once (``harness/pool.py``)."""
+
+    def __init__(self, folder: Path, max_requeues: int):
+        from harness.pool import Pool
+
+        self.pool = Pool(folder, max_requeues)
+
+    def start(self, spec, job, resources: Resources, pinned: bool):
+        return self.pool.start(spec.run_id, job, resources.cpus, resources.timeout_min)
+
+    def note(self, run) -> dict:
+        return {"job_id": str(run.key), "stdout": str(run.stdout), "stderr": str(run.stderr)}
+
+    def wait(self, running: list, timeout: float) -> list:
+        self.pool.wait(timeout)
+        return [run for run in running if run.done()]
+
+    def stop(self) -> None:
+        self.pool.stop()
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def local_runs(executor: str, folder: Path, max_requeues: int, store: Store):
+    """The local executor's runner; the fork server's needs one thread to fork safely,
+    else submitit's (with a warning)."""
+    if executor == "submitit":
+        return SubmititRuns(folder, max_requeues, store)
+    runs = PoolRuns(folder, max_requeues)
+    if runs.pool.threads == 1:
+        return runs
+    runs.close()
+    print(f"warning: the fork server has {runs.pool.threads} threads after importing torch, so forking it is "
+          "not safe: each run gets a fresh Python (--executor submitit) instead", file=sys.stderr)
+    return SubmititRuns(folder, max_requeues, store)
+
+
+def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, store: Store,
+               max_parallel: int | None, progress: bool, max_requeues: int, executor: str) -> None:
+    """Each run in a process of its own: at most ``max_parallel`` at once (default: as many
+    as the CPUs hold), each GPU run pinned to GPUs of its own; wait for all.
+
+    Pinning: the worker sets CUDA_VISIBLE_DEVICES to its GPUs' entries (indices or UUIDs,
+    as this process sees them) before CUDA starts (``Job.devices``); CPU runs see no GPU.
+
+    A run that another launcher's worker holds (its lock) when its turn comes is skipped
+    (``result.elsewhere``). Ctrl-C or SIGTERM: every worker is asked to stop and saves
+    its checkpoint (``stop_workers``), then KeyboardInterrupt goes on."""
     from harness.job import Job
+    from harness.pool import PoolError
 
-    executor = submitit.LocalExecutor(folder=result.folder, max_num_timeout=max_requeues)
-    executor.update_parameters(setup=["trap '' INT"])
     slots = GpuSlots(visible_gpus() if any(resources_of(s).gpus for s in specs) else [])
     cpus = os.cpu_count() or 1
-    waiting, running = list(specs), []  # running: (submitted, spec, resources, gpus)
-    bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
+    waiting, running = list(specs), []  # running: (run, spec, resources, gpus)
     previous_term = signal.signal(signal.SIGTERM, _interrupt)  # `kill` of the launcher stops like Ctrl-C
+    bar = tqdm(total=len(specs), desc="runs", unit="run", disable=not progress)
+    runner = None
     try:
+        runner = local_runs(executor, result.folder, max_requeues, store)
+        record["executor"] = "pool" if isinstance(runner, PoolRuns) else "submitit"
         while waiting or running:
             while waiting and can_start(resources_of(waiting[0]), [r for _, _, r, _ in running], max_parallel, cpus, slots):
                 spec = waiting.pop(0)
+                holder = store.running_info(spec.run_id)
+                if holder is not None:  # another launcher's worker took it since the scan
+                    result.elsewhere[spec.run_id] = _holder(holder)
+                    bar.update(1)
+                    continue
                 resources = resources_of(spec)
                 gpus = slots.take(slots.need(resources.gpus)) if slots.total else ()
-                executor.update_parameters(timeout_min=resources.timeout_min,
-                                           gpus_per_node=0 if slots.total else resources.gpus, visible_gpus=())
-                devices = ",".join(gpus) if slots.total else None  # None: leave the environment as it is
-                with thread_limits(resources.cpus):
-                    submitted = executor.submit(Job(spec, root, threads=resources.cpus, devices=devices))
+                devices = ",".join(gpus) if slots.total or not resources.gpus else None  # None: as inherited
+                run = runner.start(spec, Job(spec, root, threads=resources.cpus, devices=devices), resources, bool(slots.total))
                 result.submitted.append(spec.run_id)
-                result.job_ids.append(submitted.job_id)
-                _note(record, spec.run_id, submitted)
-                record["runs"][spec.run_id]["visible_gpus"] = list(gpus)
+                record["runs"][spec.run_id] = {**runner.note(run), "visible_gpus": list(gpus)}
+                result.job_ids.append(record["runs"][spec.run_id]["job_id"])
                 result.record_path = write_launch(store, record)
-                running.append((submitted, spec, resources, gpus))
-            finished = [entry for entry in running if entry[0].done()]
-            for entry in finished:
+                running.append((run, spec, resources, gpus))
+            for entry in [e for e in running if e[0] in runner.wait([e[0] for e in running], POLL_SECONDS)]:
                 running.remove(entry)
                 slots.give_back(entry[3])
-                _collect(entry[0], entry[1].run_id, result)
+                _collect(entry[0], result, store)
                 bar.update(1)
-            if not finished:
-                time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         bar.close()
-        stop_workers([(entry[0], entry[1].run_id) for entry in running], store)
+        if runner is not None:
+            runner.stop()
+            stop_workers([entry[0] for entry in running], runner)
         raise
+    except PoolError as error:  # no server: its runs' processes go on, orphaned; ask them to stop at a checkpoint
+        pids = runner.pool.pids() if runner is not None else []
+        for pid in pids:
+            _signal(pid, signal.SIGTERM)
+        going = f"; its {len(pids)} runs were asked to stop at a checkpoint: rerun to resume them" if pids else ""
+        raise HarnessError(f"{error}{going}") from None
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         bar.close()
+        if runner is not None:
+            runner.close()
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def stop_workers(running: list, store: Store, resend_seconds: float = 5.0) -> None:
-    """Ask every local worker to stop (SIGTERM: it saves its checkpoint at the next step
-    boundary) and wait for all to exit; a second Ctrl-C kills them at once. A worker that
-    has not written its running marker yet is signalled as soon as it has; the signal is
-    sent again every ``resend_seconds`` in case one came before its handler was installed."""
-    alive = [(job, run_id) for job, run_id in running if not job.done()]
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def stop_workers(running: list, runner, resend_seconds: float = 5.0) -> None:
+    """Ask every local run to stop (SIGTERM: it saves its checkpoint at the next step
+    boundary) and wait for all to exit; a second Ctrl-C kills them at once. The signal is
+    sent again every ``resend_seconds`` in case one came before the run's handler was
+    installed (a run whose worker cannot be signalled yet is signalled as soon as it can)."""
+    alive = [run for run in running if not run.done()]
     if not alive:
         return
     print(f"harness: stopping {len(alive)} run{'s' * (len(alive) != 1)}: saving checkpoints "
           "(Ctrl-C again to kill them now)", file=sys.stderr, flush=True)
-    last_sent: dict[str, float] = {}
+    last_sent: dict[int, float] = {}
     try:
         while alive:
-            for job, run_id in alive:
-                pid = _worker_pid(store, run_id)
-                if pid and time.monotonic() - last_sent.get(run_id, -resend_seconds) >= resend_seconds:
-                    try:
-                        os.kill(pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
-                    last_sent[run_id] = time.monotonic()
-            time.sleep(POLL_SECONDS / 5)
-            alive = [(job, run_id) for job, run_id in alive if not job.done()]
+            for run in alive:
+                if time.monotonic() - last_sent.get(id(run), -resend_seconds) >= resend_seconds and run.terminate():
+                    last_sent[id(run)] = time.monotonic()
+            runner.wait(alive, POLL_SECONDS / 5)
+            alive = [run for run in alive if not run.done()]
     except KeyboardInterrupt:
-        for job, run_id in alive:
-            pid = _worker_pid(store, run_id)
-            for target in (pid, getattr(job, "_process", None) and job._process.pid):
-                if target:
-                    try:
-                        os.kill(target, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+        for run in alive:
+            run.kill()
         print(f"harness: killed {len(alive)} run{'s' * (len(alive) != 1)} without a checkpoint", file=sys.stderr)
 
 
@@ -402,13 +522,21 @@ def _worker_pid(store: Store, run_id: str) -> int | None:
     return info["pid"]
 
 
-def _collect(submitted, run_id: str, result: LaunchResult) -> None:
-    """A worker that died (killed, out of memory) leaves no record: say why."""
-    try:
-        submitted.result()
-    except Exception as error:  # the job's own failures are records; this is the worker dying
-        first = str(error).strip().splitlines()
-        result.crashed[run_id] = first[-1] if first else type(error).__name__
+def _holder(info: dict) -> str:
+    return f"host {info.get('host')}, pid {info.get('pid')}, since {info.get('started')}"
+
+
+def _collect(run, result: LaunchResult, store: Store) -> None:
+    """A run that ended without a record: because another launcher's worker holds it (its
+    lock), or because its worker died (killed, out of memory, crashed): say which."""
+    why = run.crash()
+    if why is None:
+        return
+    holder = store.running_info(run.run_id)  # ours has ended: a lock held now is another worker's
+    if holder is not None:
+        result.elsewhere[run.run_id] = _holder(holder)
+    else:
+        result.crashed[run.run_id] = why
 
 
 def _submit_slurm(specs, root, resources_of, result: LaunchResult, record: dict, store: Store,
@@ -428,7 +556,7 @@ def _submit_slurm(specs, root, resources_of, result: LaunchResult, record: dict,
                 executor.update_parameters(**parameters)
                 with thread_limits(resources.cpus), executor.batch():
                     submitted = [executor.submit(Job(spec, root, threads=resources.cpus)) for spec in chunk]
-            except Exception as error:  # sbatch refused (bad partition, too much memory, ...)
+            except Exception as error:  # noqa: BLE001 - sbatch refused (bad partition, too much memory, ...)
                 lines = [line for line in str(error).strip().splitlines() if line.strip()]
                 done = f"; {len(result.submitted)} runs were submitted before (see {result.record_path})" if result.submitted else ""
                 raise HarnessError(f"sbatch failed for {len(chunk)} runs ({describe_resources(resources)}): "
@@ -440,7 +568,7 @@ def _submit_slurm(specs, root, resources_of, result: LaunchResult, record: dict,
             for spec, job in zip(chunk, submitted):
                 result.submitted.append(spec.run_id)
                 result.job_ids.append(job.job_id)
-                _note(record, spec.run_id, job)
+                record["runs"][spec.run_id] = _note(job)
             result.record_path = write_launch(store, record)
 
 
@@ -458,7 +586,7 @@ def wait(store: Store, result: LaunchResult, poll_seconds: float | None = None, 
     cancelled or killed job cannot hang it). Stops after ``give_up_after`` failed queries
     in a row. Returns the last states."""
     if poll_seconds is None:
-        poll_seconds = float(os.environ.get("HARNESS_POLL_SECONDS", 5))
+        poll_seconds = float(os.environ.get("HARNESS_POLL_SECONDS", "5"))
     job_ids = list(result.job_ids)
     names = {job_name(store.suite, result.launch_id)}
     states: dict[str, scheduler.JobState] = {}

@@ -10,8 +10,8 @@ import getpass
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's own default
 COMMAND_TIMEOUT_S = 60
@@ -135,7 +135,7 @@ def run_command(command: list[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
     if shutil.which(command[0]) is None:
         raise SchedulerError(f"{command[0]} is not installed")
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise SchedulerError(f"{command[0]} did not answer in {timeout:.0f} s") from None
     except OSError as error:
@@ -144,6 +144,19 @@ def run_command(command: list[str], timeout: float = COMMAND_TIMEOUT_S) -> str:
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise SchedulerError(f"{command[0]} exited {done.returncode}: {lines[-1] if lines else 'no output'}")
     return done.stdout
+
+
+def unreachable() -> str | None:
+    """Why no job can be submitted to Slurm from here, or None: sbatch and srun installed
+    (submitit needs both) and the controller answering `sinfo`."""
+    for command in ("sbatch", "srun"):
+        if shutil.which(command) is None:
+            return f"{command} is not installed"
+    try:
+        run_command(["sinfo", "--noheader", "--format=%P"], timeout=30)
+    except SchedulerError as error:
+        return str(error)
+    return None
 
 
 def max_array_size(default: int = DEFAULT_MAX_ARRAY_SIZE) -> int:

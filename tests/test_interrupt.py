@@ -1,7 +1,8 @@
 """Ctrl-C and SIGKILL of local runs, through the real CLI in its own terminal-like
-process group: interrupted runs save their checkpoints every time and resume to the
-metrics of an uninterrupted run; the terminal gets one line, not tracebacks; a run
-whose worker was killed outright is dispatched again at once."""
+process group (Ctrl-C with both executors: the fork server and submitit's): interrupted
+runs save their checkpoints every time and resume to the metrics of an uninterrupted
+run; the terminal gets one line, not tracebacks; a run whose worker was killed outright
+is dispatched again at once."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import default_sigint, wait_until
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,7 @@ def cli(folder: Path, results: Path, *args, **popen):
     env = {**os.environ, "HARNESS_RESULTS": str(results), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))", *args]
     return subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True, preexec_fn=default_sigint, **popen)
+                            text=True, start_new_session=True, preexec_fn=default_sigint, **popen)  # noqa: PLW1509 - no threads here
 
 
 def records(results: Path) -> dict:
@@ -87,9 +87,10 @@ def reference(tmp_path_factory) -> dict:
     return {r["spec"]["seed"]: r["metrics"] for r in records(folder / "results").values()}
 
 
-def test_ctrl_c_saves_every_checkpoint_prints_one_line_and_resumes_identically(suite, reference):
+@pytest.mark.parametrize("executor", ["pool", "submitit"])
+def test_ctrl_c_saves_every_checkpoint_prints_one_line_and_resumes_identically(suite, reference, executor):
     results = suite / "results"
-    run = cli(suite, results, "run", "suite.yaml", "--quiet")
+    run = cli(suite, results, "run", "suite.yaml", "--quiet", "--executor", executor)
     wait_until(lambda: len(list(results.glob("interrupt/*/running.json"))) == 2, 120, "both runs to start")
     time.sleep(3)  # both are training
     os.killpg(run.pid, signal.SIGINT)  # what a terminal does on Ctrl-C: the whole foreground group

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from conftest import TINY_SUITE, write_suite
 
 from harness import launch, scheduler, status
 from harness.cli import main
@@ -15,8 +20,6 @@ from harness.scheduler import JobState
 from harness.spec import expand
 from harness.store import RunState, Store
 from harness.suite import Resources, SuiteError, load_suite
-
-from conftest import TINY_SUITE, write_suite
 
 MIXED = TINY_SUITE.replace("  seed: [0]", "  seed: [0, 1]") + """
 overrides:
@@ -429,7 +432,7 @@ class FakeJob:
 class FakeLocalExecutor:
     """Records each submission's GPUs and which others were running at that moment."""
 
-    instances: list = []
+    instances: ClassVar[list] = []
 
     def __init__(self, folder, max_num_timeout=3):
         self.parameters, self.jobs = {}, []
@@ -459,7 +462,7 @@ def test_local_executor_pins_each_gpu_run_to_its_own_gpus(tmp_path, results, mon
     FakeLocalExecutor.instances.clear()
     result = launch.launch(specs, Store(results, "tiny"), "local",
                            lambda spec: Resources(gpus=1 if spec.config["method"] == "mtl" else 0),
-                           progress=False)
+                           progress=False, executor="submitit")
     (executor,) = FakeLocalExecutor.instances
     assert len(result.submitted) == 6
     for job, spec in zip(executor.jobs, specs):
@@ -484,3 +487,57 @@ def test_a_pinned_job_sets_cuda_visible_devices_before_it_starts(tmp_path, monke
                         and {"status": "failed", "metrics": {}, "timing": {}, "error": None})
     Job(spec, str(tmp_path / "results"), devices="MIG-7c2d/1/0")()
     assert seen["env"] == "MIG-7c2d/1/0"
+
+
+# ---------------------------------------------------------------- `run`'s command line
+
+
+def test_slurm_where_no_slurm_answers_is_one_line_and_launches_nothing(tmp_path):
+    from test_cli_errors import assert_nothing_written, assert_one_line_error
+
+    suite = write_suite(tmp_path)
+    bare = tmp_path / "bin"  # a PATH without Slurm's commands: this machine as a laptop has it
+    bare.mkdir()
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--cluster", "slurm"], check=False,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PATH": str(bare), "HARNESS_RESULTS": str(tmp_path / "results")})
+    assert_one_line_error(result, "--cluster slurm: no Slurm to submit to from here (sbatch is not installed)",
+                          "or use --cluster local")
+    assert_nothing_written(tmp_path)
+
+
+@pytest.mark.skipif(not all(shutil.which(c) for c in ("sbatch", "srun", "sinfo")), reason="Slurm's commands are not installed")
+def test_slurm_whose_controller_does_not_answer_is_one_line_and_launches_nothing(tmp_path):
+    from test_cli_errors import assert_nothing_written, assert_one_line_error
+
+    suite = write_suite(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(suite), "--cluster", "slurm"], check=False,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "SLURM_CONF": str(tmp_path / "no-slurm.conf"),
+                                 "HARNESS_RESULTS": str(tmp_path / "results")})
+    assert_one_line_error(result, "--cluster slurm: no Slurm to submit to from here (sinfo exited")
+    assert_nothing_written(tmp_path)
+
+
+def test_every_run_flag_says_what_it_does():
+    from harness.cli import build_parser
+
+    commands = next(action for action in build_parser()._actions if action.dest == "command")
+    run = commands.choices["run"]
+    silent = [action.option_strings[0] for action in run._actions if action.option_strings and not action.help]
+    assert silent == []
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--cluster", "slurm", "--executor", "pool"], "--executor pool: only for --cluster local"),
+    (["--cluster", "debug", "--executor", "submitit"], "--executor submitit: only for --cluster local"),
+])
+def test_executor_is_for_local_runs_only(tmp_path, flags, fragment):
+    from test_cli_errors import (
+        assert_nothing_written,
+        assert_one_line_error,
+        harness_cli,
+    )
+
+    assert_one_line_error(harness_cli(tmp_path, "run", str(write_suite(tmp_path)), *flags), fragment)
+    assert_nothing_written(tmp_path)

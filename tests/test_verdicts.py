@@ -345,3 +345,81 @@ claims:
     assert claim.p_value == pytest.approx(p)
     markdown, _ = build(suite, store, "markdown", {"plots": False})
     assert "## Claims" in markdown and "mlp-not-worse" in markdown and cell.verdict in markdown
+
+
+# ------------------------------------------------------------------ multi-task samples, bounds
+
+
+MULTITASK = """
+name: mt-samples
+family: multitask
+paper: P
+defaults: {epochs: 2, batch_size: 64, train_images: 256, lr: 0.01, device: cpu}
+grid:
+  dataset: [multi_mnist]
+  method: [unitary, pcgrad]
+  seed: [0, 1, 2]
+report: {margin: 2.0}
+reported:
+  - {dataset: multi_mnist, method: unitary, value: 90.0, interval: 0.4, kind: std, seeds: 10, source: {paper: P}}
+"""
+
+
+def test_multitask_per_image_samples_enter_the_verdict_and_runs_without_them_do_not_crash(tmp_path):
+    """Per-image scores (``example_scores``) give the shared test-set error of the verdict,
+    as the few-shot episodes do; a run without them (samples_required=False: Cityscapes'
+    mIoU) is no crash, and the table says its cell is conditional on the test set."""
+    from harness import families
+    from harness.multitask.report import build as multitask_build
+    from harness.multitask.report import compute as multitask_compute
+
+    metric = families.get("multitask").headline
+    assert metric.samples == "example_scores" and not metric.samples_required and metric.bounds == (0, 100)
+    suite = load_suite(write_suite(tmp_path, MULTITASK, name="mt.yaml"))
+    store = Store(tmp_path / "results", suite.name)
+    hard = np.random.default_rng(0).random(500)
+    scores = {}
+    for spec in expand(suite):
+        method, seed = spec.config["method"], spec.config["seed"]
+        rng = np.random.default_rng(seed * 7 + len(method))
+        images = np.where(rng.random(500) * 0.3 + hard * 0.8 < 0.85, 100.0, np.where(rng.random(500) < 0.5, 50.0, 0.0))
+        metrics = {"average": float(images.mean()), "tasks": {"left": float(images.mean()), "right": float(images.mean())}}
+        if method == "unitary":  # pcgrad's runs record no per-image scores
+            metrics["example_scores"] = images.tolist()
+            scores[seed] = images
+        store.write_record({"run_id": spec.run_id, "suite": spec.suite, "status": "done", "spec": spec.config,
+                            "metrics": metrics, "timing": {"seconds_per_step": 0.01}, "memory": {"cpu_peak_rss_bytes": 1},
+                            "details": {"directions": {"left": "higher", "right": "higher"}}, "env": {}, "error": None,
+                            "log": None, "started": "", "finished": ""})
+    cells = {c.key["method"]: c for c in multitask_compute(suite, store).sections[0].cells}
+    unitary, pcgrad = cells["unitary"], cells["pcgrad"]
+    assert unitary.samples == 500 and pcgrad.samples is None and pcgrad.without_samples
+    x = np.array([scores[s] for s in range(3)])
+    d, (low, high), *_ = by_hand(x, 90.0, 0.4 / math.sqrt(10), 9.0, False, 2.0)
+    assert unitary.reproduction.difference == pytest.approx(d)
+    assert (unitary.reproduction.low, unitary.reproduction.high) == pytest.approx((low, high))
+    assert any(part.name.startswith("test set shared") for part in unitary.reproduction.parts)
+    text, _ = multitask_build(suite, store, "markdown", {"plots": False})
+    assert "Runs without per-image samples (multi_mnist): their intervals and verdicts are conditional on the fixed " \
+           "test set" in text and "Per-image samples: each run records every test image's score" in text
+
+
+def test_intervals_never_leave_the_metrics_bounds(tmp_path):
+    """Two seeds near 100%: the t-interval across seeds would pass 100; every format shows
+    it clipped, and the table says so."""
+    text = SUITE.format(p1=90, m1=90, p5=95, m5=95).split("reported:")[0]
+    suite = load_suite(write_suite(tmp_path, text.replace("seed: [0, 1, 2, 3, 4]", "seed: [0, 1]"), name="bounds.yaml"))
+    store = Store(tmp_path / "results", suite.name)
+    for spec in expand(suite):
+        level = 99.0 if spec.config["seed"] == 0 else 93.0
+        store.write_record(fake_record(spec, accuracies=[level - 1, level + 1]))
+    cells = compute(suite, store).sections[0].cells
+    assert all(c.mean + c.ci95 > 100 for c in cells)  # 96 ± 38: the raw t-interval leaves [0, 100]
+    markdown, _ = build(suite, store, "markdown", {"plots": False})
+    assert "96.00 [57.88, 100.00]" in markdown
+    assert "accuracy lies in [0, 100]: an interval that would leave it is clipped to it" in markdown
+    rows = [r for r in build(suite, store, "csv")[0].splitlines() if r.startswith("cell,")]
+    assert all(",100.0," in row for row in rows)
+    document = json.loads(build(suite, store, "json")[0])
+    assert all(c["high"] == 100.0 and c["clipped_to_bounds"] for c in document["cells"])
+    assert "96.00 [57.88, 100.00]" in build(suite, store, "latex")[0]

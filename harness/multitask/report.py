@@ -202,7 +202,7 @@ def render_markdown(report: Report) -> str:
         for figure in (f for f in report.figures if f["dataset"] == name):
             lines += [f"![{figure['alt']}]({figure['file']})", "", figure["caption"], ""]
     claimed = claims.markdown_lines(report.claims)
-    lines += claimed[1:] + [""] if claimed else []
+    lines += ([""] if lines[-1] else []) + claimed[1:] + [""] if claimed else []
     return "\n".join(lines + markdown.footer_lines(report.runs, report.scan)) + "\n"
 
 

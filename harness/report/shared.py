@@ -84,7 +84,7 @@ def clip(mean, half, bounds) -> tuple[float, float, bool]:
     low, high = mean - half, mean + half
     if not bounds or missing(half):
         return low, high, False
-    clipped = (max(low, bounds[0]), min(high, bounds[1]))
+    clipped = (max(low, float(bounds[0])), min(high, float(bounds[1])))
     return clipped[0], clipped[1], clipped != (low, high)
 
 

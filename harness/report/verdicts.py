@@ -45,13 +45,12 @@ def our_side(cell: Cell) -> OurSide:
 def judge_reported(suite, cells: list[Cell]) -> None:
     """Set each cell's reported number (the suite's most specific entry for the config of
     its first seed's run) and, with a margin, the reproduction verdict of its seeds."""
-    default = None
+    default = suite_margin(suite, cells[0].metric) if cells else None  # the cells are one metric's
     for cell in cells:
         first = next(row for row in cell.runs if row["run_id"] == cell.seeds[0].run_id)
         entry = reported_for(suite, cell.metric.name, first["config"])
         if entry is None:
             continue
-        default = suite_margin(suite, cell.metric) if default is None else default
         margin = entry.margin if entry.margin is not None else default
         count = entry.seeds if entry.over == "seeds" else entry.samples
         side = reported_side(entry.value, entry.interval, entry.kind, count, entry.over)
