@@ -115,10 +115,16 @@ def cost_ratio(a_costs: dict, b_costs: dict, ratio: float, paired: bool = True, 
 
 def intersection(text: str, parts, alpha: float = 0.05) -> Claim:
     """The claim that holds when every part does: p = the largest part's p_value
-    (intersection-union), p_refute = the smallest Holm-adjusted part's p_refute."""
+    (intersection-union), p_refute = the smallest Holm-adjusted part's p_refute. A part
+    without a test (one seed a side) cannot be shown to hold (its p counts as 1) and stays
+    out of Holm's family, so another part may still refute the claim; no part tested: no
+    verdict."""
     parts = tuple(parts)
-    p_value = float(np.max([p.p_value for p in parts]))
-    p_refute = float(np.min(holm([p.p_refute for p in parts])))
+    supports = np.array([p.p_value for p in parts], dtype=float)
+    refutes = holm([p.p_refute for p in parts])
+    tested = ~np.isnan(supports)
+    p_value = float(np.max(np.where(tested, supports, 1.0))) if tested.any() else math.nan
+    p_refute = float(np.nanmin(refutes)) if tested.any() else math.nan
     return Claim(text, _word(p_value, p_refute, alpha), p_value, p_refute, math.nan, math.nan, math.nan,
                  parts[0].region if parts else (math.nan, math.nan), "intersection of the parts", parts)
 

@@ -423,3 +423,21 @@ def test_intervals_never_leave_the_metrics_bounds(tmp_path):
     document = json.loads(build(suite, store, "json")[0])
     assert all(c["high"] == 100.0 and c["clipped_to_bounds"] for c in document["cells"])
     assert "96.00 [57.88, 100.00]" in build(suite, store, "latex")[0]
+
+
+def test_a_part_with_one_seed_cannot_hold_but_another_part_may_refute(store_of, tmp_path):
+    """maml ran one seed at 1 shot: 'mtl better than maml' in both cells cannot be supported
+    (one part untested) though it holds at 5 shots; 'maml better than mtl' is refuted at 5
+    shots, whatever the untested part."""
+    suite, store, values = store_of
+    text = suite.path.read_text().split("claims:")[0] + (
+        "claims:\n"
+        "  - {name: mtl-better, test: better, a: {method: mtl}, b: {method: maml}, quote: q, source: {paper: A}}\n"
+        "  - {name: maml-better, test: better, a: {method: maml}, b: {method: mtl}, quote: q, source: {paper: A}}\n")
+    other = load_suite(write_suite(tmp_path, text, name="verdicts.yaml"))
+    mtl_better, maml_better = compute(other, store).claims
+    assert [math.isnan(p.claim.p_value) for p in mtl_better.parts] == [True, False]
+    assert mtl_better.parts[1].claim.verdict == "supported" and mtl_better.verdict == "inconclusive"
+    assert mtl_better.note == "1 of 2 parts with one seed a side: not tested"
+    refute = scipy_stats.ttest_rel(*paired(values, "maml", "mtl", 5), alternative="less").pvalue
+    assert maml_better.verdict == "refuted" and maml_better.p_refute == pytest.approx(min(1.0, 2 * refute))  # Holm over 2 claims

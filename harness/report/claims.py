@@ -131,7 +131,8 @@ def one_claim(spec, cells: list, pairing, keys: list[str], margin, alpha: float)
     if not parts:
         return ClaimResult(spec, statement, None, [], "no cell has finished runs of both sides yet")
     whole = parts[0].claim if len(parts) == 1 else rules.intersection(statement, [p.claim for p in parts], alpha)
-    note = "one seed a side in some part" if math.isnan(whole.p_value) else ""
+    untested = sum(math.isnan(part.claim.p_value) for part in parts)
+    note = f"{untested} of {len(parts)} parts with one seed a side: not tested" if untested else ""
     return ClaimResult(spec, statement, whole, parts, note)
 
 
