@@ -61,9 +61,23 @@ def planned(args):
     if filters:
         require_filtered_values(suite, filters)
         suite = dataclasses.replace(suite, keep=(filters,))
-    specs = list(expand(suite))
+    store = results_store(args.results, suite.name)
+    specs = list(expand(suite, round_configs(suite, store)))
     warn(ignored_key_warnings(families.get(suite.family), specs))
-    return suite, specs, results_store(args.results, suite.name)
+    return suite, specs, store
+
+
+def round_configs(suite, store, quiet: bool = False) -> list[dict]:
+    """The runs the rounds of sequential seeds added (``harness.rounds``): planned runs too."""
+    from harness import rounds
+
+    state = rounds.load(store)
+    if state is None:
+        return []
+    configs, problems = rounds.extra_configs(suite, state)
+    if not quiet:
+        warn(problems)
+    return configs
 
 
 def require_filtered_values(suite, filters: dict) -> None:
@@ -152,6 +166,7 @@ def cmd_plan(args) -> None:
     scan = store.scan(specs)
     warn(scan.warnings + stale(specs, scan))
     groups = _estimate_groups(suite, specs, scan, store) if getattr(args, "estimate", False) else None
+    sequential = _sequential_estimate(suite, specs, scan, store) if getattr(args, "estimate", False) else None
     power = _power(suite, specs, store) if getattr(args, "power", False) else None
     if args.format == "json":
         runs = [{"run_id": spec.run_id, "status": scan.states[spec.run_id].status, "label": spec.label(),
@@ -161,6 +176,10 @@ def cmd_plan(args) -> None:
             from harness.estimate import as_dict
 
             document["estimate"] = as_dict(groups)
+        if sequential is not None:
+            from harness.decision_cost import as_dict as sequential_dict
+
+            document["sequential_estimate"] = sequential_dict(*sequential)
         if power is not None:
             from harness.report.power import as_dict as power_dict
 
@@ -176,6 +195,10 @@ def cmd_plan(args) -> None:
         from harness.estimate import text
 
         print(text(groups), end="")
+    if sequential is not None:
+        from harness.decision_cost import text as sequential_text
+
+        print(sequential_text(*sequential), end="")
     if power is not None:
         from harness.report.power import text as power_text
 
@@ -197,6 +220,32 @@ def _estimate_groups(suite, specs, scan, store):
     return estimate(suite, pending, finished_runs(suite, specs, scan, store.root))
 
 
+def _sequential_estimate(suite, specs, scan, store):
+    """`plan --estimate` of a suite with a `budget:` or rounds: (plans of the open cells and
+    claims, max seeds, seeds per round), from the runs so far; None without either."""
+    from harness import rounds
+    from harness.decision_cost import plans
+    from harness.estimate import finished_runs
+    from harness.report.sequential import decide_looks
+    from harness.until_decided import complete_rounds
+
+    state = rounds.load(store)
+    if state is None and suite.budget is None:
+        return None
+    max_seeds = state["max_seeds"] if state else suite.budget.max_seeds
+    per_round = (suite.budget.seeds_per_round if suite.budget else None) or \
+        next((entry["seeds_per_round"] for entry in reversed(state["rounds"]) if entry["seeds_per_round"]), 1)
+    finished = {spec.run_id for spec in specs if scan.states[spec.run_id].status in ("done", "failed")}
+    complete = complete_rounds(state, specs, finished) if state else 0
+    looks = rounds.looks(specs, state, complete)
+    if len(looks) < (len(state["rounds"]) if state else 1):
+        looks.append(specs)  # the round under way: what has finished of it
+    if not any(scan.states[spec.run_id].status == "done" for spec in looks[-1]):
+        return [], max_seeds, per_round
+    decisions = decide_looks(suite, store, looks, max_seeds)
+    return plans(suite, specs, decisions, per_round, finished_runs(suite, specs, scan, store.root)), max_seeds, per_round
+
+
 def _counts_line(scan, specs) -> str:
     counts = {s: 0 for s in ("done", "failed", "running", "pending")}
     for spec in specs:
@@ -211,6 +260,10 @@ def cmd_status(args) -> None:
     view = run_views(store, specs)
     warn(view.warnings + stale(specs, view.scan))
     _print_status(suite, specs, store, view)
+    from harness.until_decided import status_lines
+
+    for line in status_lines(suite, store, specs, view.views):
+        print(line)
 
 
 def _status_counts(specs, views) -> str:
@@ -290,13 +343,10 @@ def resource_overrides(args) -> dict:
     return values
 
 
-def cmd_run(args) -> None:
+def launch_resources(args, suite, specs):
+    """spec -> its Resources with the command line's overrides; the launch flags checked."""
     from harness import launch as launcher
-    from harness import status
-    from harness.suite import Resources
 
-    suite, specs, store = planned(args)
-    executor = local_executor(args)
     overrides = resource_overrides(args)
     for flag, value, minimum in (("--max-requeues", args.max_requeues, 0), ("--signal-delay-s", args.signal_delay_s, 1)):
         if value is not None and value < minimum:
@@ -310,6 +360,42 @@ def cmd_run(args) -> None:
         problem = launcher.signal_delay_problem(args.signal_delay_s, shortest)
         if problem:
             raise HarnessError(f"--signal-delay-s {args.signal_delay_s}: {problem}")
+    return resources_of
+
+
+def dispatch(suite, todo, store, args, resources_of, executor: str):
+    """Check, then launch ``todo`` (local and debug: until they end); on Slurm, print the arrays."""
+    from harness import launch as launcher
+    from harness.suite import Resources
+
+    require_data(todo)
+    preflight(suite, todo, args.cluster, resources_of)
+    result = launcher.launch(todo, store, args.cluster, resources_of, args.max_parallel, progress=not args.quiet,
+                             max_requeues=args.max_requeues, signal_delay_s=args.signal_delay_s, executor=executor)
+    if args.cluster == "slurm":
+        arrays, runs = result.arrays, len(result.submitted)
+        print(f"submitted {runs} run{'s' * (runs != 1)} in {len(arrays)} job array{'s' * (len(arrays) != 1)}:")
+        for array in arrays:
+            resources = Resources(**array["resources"])
+            size = f"{array['size']} runs, at most {array['parallelism']} at once" if array["size"] > 1 else "1 run"
+            print(f"  job {array['job_id']}: {size} ({launcher.describe_resources(resources)})")
+        print(f"job ids: {' '.join(map(str, result.job_ids))}")
+        print(f"launch record: {result.record_path}")
+    return result
+
+
+def cmd_run(args) -> None:
+    from harness import launch as launcher
+    from harness import status
+
+    if args.until_decided:
+        return run_until_decided(args)
+    for flag, value in (("--max-seeds", args.max_seeds), ("--seeds-per-round", args.seeds_per_round)):
+        if value is not None:
+            raise HarnessError(f"{flag} {value}: only with --until-decided")
+    suite, specs, store = planned(args)
+    executor = local_executor(args)
+    resources_of = launch_resources(args, suite, specs)
     view = status.run_views(store, specs)
     warn(view.warnings + stale(specs, view.scan))
     views = view.views
@@ -327,19 +413,8 @@ def cmd_run(args) -> None:
         if args.cluster == "slurm":
             return
     else:
-        require_data(todo)
-        preflight(suite, todo, args.cluster, resources_of)
-        result = launcher.launch(todo, store, args.cluster, resources_of, args.max_parallel, progress=not args.quiet,
-                                 max_requeues=args.max_requeues, signal_delay_s=args.signal_delay_s, executor=executor)
+        result = dispatch(suite, todo, store, args, resources_of, executor)
         if args.cluster == "slurm":
-            arrays, runs = result.arrays, len(result.submitted)
-            print(f"submitted {runs} run{'s' * (runs != 1)} in {len(arrays)} job array{'s' * (len(arrays) != 1)}:")
-            for array in arrays:
-                resources = Resources(**array["resources"])
-                size = f"{array['size']} runs, at most {array['parallelism']} at once" if array["size"] > 1 else "1 run"
-                print(f"  job {array['job_id']}: {size} ({launcher.describe_resources(resources)})")
-            print(f"job ids: {' '.join(map(str, result.job_ids))}")
-            print(f"launch record: {result.record_path}")
             if not args.wait:
                 print(f"follow with: harness status {args.suite}")
                 return
@@ -361,6 +436,98 @@ def cmd_run(args) -> None:
             print(f"harness: {len(failed)} of the {len(todo)} runs of this launch did not finish "
                   f"(failed or without a record): see `harness status {args.suite}`", file=sys.stderr)
             raise LaunchFailed()
+
+
+def run_until_decided(args) -> None:
+    """`run --until-decided`: the loop of ``harness.until_decided``."""
+    from harness import launch as launcher
+    from harness import rounds as state_file
+    from harness import status
+    from harness.until_decided import (
+        ALPHA,
+        budget,
+        decisions_of,
+        look_dict,
+        print_look,
+        require_verdicts,
+        specs_of,
+        wait_for,
+    )
+
+    if args.force:
+        raise HarnessError("--force: each seed of the rounds runs once; delete the records to run them again")
+    suite, specs, store = planned(args)
+    state = state_file.load(store)
+    max_seeds, per_round = budget(args, suite, specs, state)
+    require_verdicts(suite)
+    executor = local_executor(args)
+    resources_of = launch_resources(args, suite, specs)
+    if state is None:
+        state = state_file.new_state(suite.name, max_seeds, ALPHA)
+        state_file.save(store, state)
+    retry, dispatched, first = args.retry_failed, set(), True
+    while True:
+        view = status.run_views(store, specs)
+        if first:
+            warn(view.warnings + stale(specs, view.scan))
+            first = False
+        views = view.views
+        number = len(state["rounds"]) - 1
+        wanted = set(status.NOT_STARTED) | ({"failed"} if retry else set())
+        todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
+        active = [spec for spec in specs if views[spec.run_id].active]
+        again = [spec for spec in todo if spec.run_id in dispatched]
+        if again:
+            _write_report(suite, store, "markdown", None, echo=True, specs=specs)
+            print(f"harness: round {number}: {len(again)} runs ended without a record (lost, cancelled or killed): "
+                  f"see `harness status {args.suite}`; run the same command again to dispatch them again",
+                  file=sys.stderr)
+            raise LaunchFailed()
+        if todo:
+            print(f"{suite.name}: round {number}: {len(todo)} to run ({_status_counts(specs, views)})")
+            result = dispatch(suite, todo, store, args, resources_of, executor)
+            state_file.note_launch(state, result.launch_id)
+            state_file.save(store, state)
+            dispatched |= {spec.run_id for spec in todo} - set(result.elsewhere)
+            retry = False
+            for run_id, holder in result.elsewhere.items():
+                print(f"harness: run {run_id} skipped (running elsewhere): another launcher's worker holds it "
+                      f"({holder}); its record will come from there", file=sys.stderr)
+            for run_id, why in result.crashed.items():
+                print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
+            if args.cluster == "slurm":
+                if not args.wait:
+                    print(f"round {number} submitted; run the same command again when its jobs have ended "
+                          f"(follow with: harness status {args.suite})")
+                    return
+                launcher.wait(store, result, progress=not args.quiet)
+            continue
+        if active:
+            if not wait_for(store, specs, views, active, args, number):
+                return
+            continue
+        failed = [spec for spec in specs if views[spec.run_id].status == "failed"]
+        if failed:
+            _write_report(suite, store, "markdown", None, echo=True, specs=specs)
+            print(f"harness: round {number}: {len(failed)} runs failed, and the verdicts wait for every run of the "
+                  f"round: see `harness status {args.suite}`, then run again with --retry-failed", file=sys.stderr)
+            raise LaunchFailed()
+        decisions = decisions_of(suite, store, specs, state)
+        print_look(decisions, number)
+        found = state_file.next_additions(decisions, state_file.seeds_by_cell(specs, decisions.keys), per_round,
+                                          max_seeds)
+        look = look_dict(decisions)
+        if not found:
+            state["finished"] = {"created": state_file.now(), "look": look}
+            state_file.save(store, state)
+            print(f"{suite.name}: every verdict is decided (or can be no further) after round {number}.")
+            break
+        entry = state_file.add_round(state, found, per_round, look)
+        state_file.save(store, state)
+        runs = sum(len(addition["seeds"]) for addition in found)
+        print(f"round {entry['round']}: {len(found)} undecided cells get new seeds ({runs} runs)")
+        specs = specs_of(suite, state)
+    _write_report(suite, store, "markdown", None, echo=True, specs=specs)
 
 
 def local_executor(args) -> str:
@@ -430,6 +597,10 @@ def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=Non
     if specs is not None:
         options = {**(options or {}), "specs": specs}
     text, warnings = build(suite, store, fmt, options)
+    if fmt == "markdown" and specs is not None:
+        from harness.until_decided import report_section
+
+        text += report_section(suite, store, specs)
     warn(warnings)
     paths = {store.dir / REPORT_FILES[fmt]}
     if out:
@@ -630,6 +801,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="requeues after a time-out before the run is recorded as failed (default 3)")
     run.add_argument("--signal-delay-s", type=int, default=None, metavar="S",
                      help="slurm: checkpoint and requeue S to S+30 s before the time limit (default: 90, less for limits under 4 min)")
+    rounds = run.add_argument_group("sequential seeds (rounds until every verdict is decided)")
+    rounds.add_argument("--until-decided", action="store_true",
+                        help="after the grid, add seeds in rounds to the cells whose reproduction verdict or claim is "
+                             "still undecided, until all are decided (group-sequential rule) or max seeds ran")
+    rounds.add_argument("--max-seeds", type=int, default=None, metavar="N",
+                        help="seeds per cell at most (default: the suite's budget: max_seeds); fixed at the first round")
+    rounds.add_argument("--seeds-per-round", type=int, default=None, metavar="K",
+                        help="new seeds per undecided cell and round (default: the suite's budget: seeds_per_round)")
     given = run.add_argument_group("resources (override the suite's `resources` for every run)")
     given.add_argument("--gpus", type=int, default=None, metavar="N",
                        help="GPUs per run (slurm: --gpus-per-node; local: GPUs of its own among the visible ones)")

@@ -21,6 +21,7 @@ unchanged version (``harness.staleness``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -136,11 +137,13 @@ def components(family: Family, config: dict) -> dict:
     return found
 
 
-def expand(suite: Suite) -> Iterator[RunSpec]:
-    """The suite's runs, lazily; configs that resolve identically are yielded once."""
+def expand(suite: Suite, extra: Iterable[dict] = ()) -> Iterator[RunSpec]:
+    """The suite's runs, lazily; configs that resolve identically are yielded once.
+    ``extra``: more resolved configs after the grid's (the seeds rounds of sequential
+    seeds added, ``harness.rounds``), planned runs of the suite like the grid's."""
     family = families.get(suite.family)
     seen, memo = set(), {}
-    for config in suite.configs():
+    for config in itertools.chain(suite.configs(), extra):
         rid = run_id(config, family, memo)
         if rid not in seen:
             seen.add(rid)

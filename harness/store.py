@@ -53,7 +53,7 @@ RUNNING_LOCK = "running.lock"
 RUN_LOG = "run.log"
 RUN_ID = re.compile(r"^[0-9a-f]{12}$")
 # What may sit in results/<suite>/ besides run folders: reports, their figures, launches.
-KNOWN_FILES = {"REPORT.md", "report.csv", "report.tex", "report.json", ".submitit", "launches"}
+KNOWN_FILES = {"REPORT.md", "report.csv", "report.tex", "report.json", ".submitit", "launches", "rounds.json"}
 KNOWN_SUFFIXES = (".png",)
 STATUSES = ("done", "failed", "running", "pending")
 CACHE_DIR = ".cache"

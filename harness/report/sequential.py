@@ -1,0 +1,320 @@
+"""The report's verdicts under sequential seeds: what ``harness run --until-decided`` asks
+after each round, and the section a report of such a suite prints.
+
+A look is the state after a round: the runs of the grid and of the rounds up to it. At
+each look the report's own model is computed on that look's runs (the family's
+``compute``: the same cells, reproduction verdicts and claims as ``harness report``), and
+the group-sequential rule of ``harness.sequential`` decides over the looks so far:
+
+- a reported cell: ``sequential_reproduction`` on its seeds at each look where it had
+  more of them (Lan-DeMets O'Brien-Fleming spending over k / max seeds on both one-sided
+  tests; it stops when decided, at the floor, or at max seeds);
+- a claim: the same spending on the claim's two p-values as the report gives them (the
+  intersection over its parts, Holm-adjusted over the suite's claims), at each look where
+  its seeds (the fewer of a part's two sides, over its parts) grew: ``sequential.decide``.
+  A claim has no floor here: its parts pair by seed, and nothing but seeds is in their
+  error (a part across two test sets is the exception; it stops at max seeds).
+
+No torch: the report's modules only.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+from harness import families
+from harness.claims import WORDS as CLAIM_WORDS
+from harness.report.cells import grouped
+from harness.report.claims import first_config
+from harness.report.verdicts import our_side
+from harness.reproduction import OurSide, ReportedSide, reported_side
+from harness.sequential import (
+    CONTINUE,
+    REASONS,
+    SequentialVerdict,
+    boundaries,
+    decide,
+    sequential_reproduction,
+)
+from harness.suite_report import matches
+
+ALPHA = 0.05
+CONTINUE_WORD = "continue"
+
+
+def report_model(suite, store, specs):
+    """The report's model of ``specs``' runs, computed as ``harness report`` computes it: the
+    family's own ``compute`` beside its report builder, else the generic report's."""
+    from harness.report import generic
+
+    family = families.get(suite.family)
+    compute = generic.compute
+    if family.report:
+        compute = getattr(inspect.getmodule(family.load("report")), "compute", compute)
+    return compute(suite, store, {"specs": list(specs), "plots": False})
+
+
+def cell_id(key: dict) -> tuple:
+    """A report cell's key values as a hashable tuple, in the key's order."""
+    return tuple(key.items())
+
+
+@dataclass(frozen=True)
+class CellDecision:
+    """A reported cell's sequential verdict after the looks so far."""
+
+    key: dict  # the report cell's key values
+    metric: str
+    seeds: int  # finished seeds now
+    verdict: SequentialVerdict | None  # None: no look with 2 seeds yet
+    fixed: str | None  # the report table's verdict (all seeds, fixed 5%)
+    ours: OurSide | None = None  # at the last look (None: no look with 2 seeds yet)
+    reported: ReportedSide | None = None
+    margin: float = math.nan
+
+    @property
+    def open(self) -> bool:
+        """Another round would add seeds to it."""
+        return self.verdict is None or self.verdict.verdict is None
+
+    @property
+    def word(self) -> str:
+        if self.verdict is None:
+            return "no verdict (one seed)"
+        return self.verdict.verdict or CONTINUE_WORD
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    """A claim's sequential verdict after the looks so far."""
+
+    name: str
+    verdict: str | None  # supported / refuted / inconclusive; None: run another round (or no look yet)
+    reason: str  # as ``harness.sequential.REASONS``; "no look with 2 seeds a side yet"
+    look: int  # the look that ended it (1-based), else the last one
+    seeds: int  # a side, at that look
+    looks: tuple  # the seeds at each of the claim's looks
+    boundaries: tuple
+    levels: tuple
+    p_value: float  # at that look (Holm over the suite's claims), to compare with its level
+    p_refute: float
+    groups: tuple  # per claim cell: the keys of its cells of both sides (they get the same new seeds)
+    open_groups: tuple  # the claim cells whose parts are not yet supported at the last look's level
+    fixed: str  # the report's verdict of the claim (all seeds, fixed 5%)
+    test: str = ""  # the claim's test (equivalent, not_worse, better, cost_at_most)
+    region: tuple = ()  # where the claim puts each part's quantity
+    differences: tuple = ()  # per part at the last look: {seed: a - b in the metric's direction}, paired parts only
+
+    @property
+    def open(self) -> bool:
+        return self.verdict is None
+
+    @property
+    def word(self) -> str:
+        return self.verdict or CONTINUE_WORD
+
+
+@dataclass
+class Decisions:
+    max_seeds: int
+    looks: int
+    keys: list  # the report's keys naming a cell
+    cells: list
+    claims: list
+
+    @property
+    def open(self) -> bool:
+        return any(c.open for c in self.cells) or any(c.open for c in self.claims)
+
+
+def decide_looks(suite, store, looks: list, max_seeds: int, alpha: float = ALPHA) -> Decisions:
+    """The sequential decisions after ``looks``: each look's runs (RunSpecs, the grid's and
+    the rounds' so far), the last the current one; every run of them finished."""
+    models = [report_model(suite, store, specs) for specs in looks]
+    cells = [cell_decision(models, cell, max_seeds, alpha) for section in models[-1].sections for cell in section.cells
+             if cell.reported is not None and cell.reported.margin is not None]
+    claims = [claim_decision(models, i, max_seeds, alpha) for i in range(len(models[-1].claims))]
+    return Decisions(max_seeds, len(looks), list(models[-1].keys), cells, claims)
+
+
+def _growing(values: list) -> list[int]:
+    """The indices where a look's seed count grew past the last kept one (from 2 seeds)."""
+    kept, last = [], 1
+    for i, seeds in enumerate(values):
+        if seeds > last:
+            kept.append(i)
+            last = seeds
+    return kept
+
+
+def _check_max(seeds: int, max_seeds: int, what: str) -> None:
+    if seeds > max_seeds:
+        from harness import HarnessError
+
+        raise HarnessError(f"{what} has {seeds} seeds, more than max seeds {max_seeds}: give a larger --max-seeds")
+
+
+def cell_decision(models, cell, max_seeds: int, alpha: float) -> CellDecision:
+    metric = cell.metric.name
+    same = []
+    for model in models:
+        section = next(s for s in model.sections if s.metric.name == metric)
+        same.append(next((c for c in section.cells if c.key == cell.key), None))
+    counts = [len(c.seeds) if c is not None else 0 for c in same]
+    _check_max(counts[-1], max_seeds, f"cell {', '.join(f'{k}={v}' for k, v in cell.key.items())}")
+    kept = _growing(counts)
+    entry = cell.reported
+    side = reported_side(entry.value, entry.interval, entry.kind, entry.count, entry.over)
+    verdict = (sequential_reproduction([our_side(same[i]) for i in kept], side, entry.margin, max_seeds, alpha)
+               if kept else None)
+    return CellDecision(dict(cell.key), metric, counts[-1], verdict, cell.verdict,
+                        our_side(cell) if counts[-1] > 1 else None, side, entry.margin)
+
+
+def claim_sides(claim, cells: list, keys: list[str]) -> list[tuple]:
+    """(claim cell values, side A's cells, side B's cells) of each claim cell where both
+    sides ran, in the order of ``harness.report.claims.one_claim`` (whose parts are each
+    A cell against each B cell, in this order)."""
+    compared = list(claim.a)
+    cell_keys = [k for k in keys if k not in compared]
+    kept = [cell for cell in cells if matches(first_config(cell), claim.where)]
+    found = []
+    for values, group in grouped(kept, cell_keys):
+        a_side = [cell for cell in group if matches(first_config(cell), claim.a)]
+        b_side = [cell for cell in group if matches(first_config(cell), claim.b)]
+        if a_side and b_side:
+            found.append((dict(zip(cell_keys, values)), a_side, b_side))
+    return found
+
+
+def claim_seeds(result) -> int:
+    """A claim's seeds: the fewer of the two sides over its parts (0 without parts)."""
+    return min((min(part.seeds) for part in result.parts), default=0)
+
+
+def claim_decision(models, index: int, max_seeds: int, alpha: float) -> ClaimDecision:
+    last = models[-1]
+    result = last.claims[index]
+    name = result.spec.name
+    history = [next(r for r in model.claims if r.spec.name == name) for model in models]
+    counts = [claim_seeds(r) for r in history]
+    _check_max(counts[-1], max_seeds, f"claim {name}")
+    metric = result.spec.metric or last.sections[0].metric.name
+    section = next(s for s in last.sections if s.metric.name == metric)
+    sides = claim_sides(result.spec, section.cells, last.keys)
+    groups = [(values, tuple(dict(cell.key) for cell in a_side + b_side)) for values, a_side, b_side in sides]
+    shape = {"test": result.spec.test, "region": result.parts[0].claim.region if result.parts else (),
+             "differences": paired_differences(result, sides)}
+    kept = _growing(counts)
+    if not kept:
+        return ClaimDecision(name, None, "no look with 2 seeds a side yet", len(models), counts[-1], (), (), (),
+                             math.nan, math.nan, tuple(g for _, g in groups), tuple(g for _, g in groups),
+                             result.verdict, **shape)
+    seeds = [counts[i] for i in kept]
+    bounds = boundaries([k / max_seeds for k in seeds], alpha)
+    levels = special.ndtr(-bounds)
+    p_support = np.array([[history[i].p_value for i in kept]])
+    p_refute = np.array([[history[i].p_refute for i in kept]])
+    look, code, reason = (int(x[0]) for x in decide(p_support, p_refute, np.zeros_like(p_support, dtype=bool), levels,
+                                                      seeds[-1] >= max_seeds))
+    verdict = None if reason == CONTINUE else CLAIM_WORDS[code]
+    unsupported = {tuple(p.cell.items()) for p in result.parts
+                   if not p.claim.p_value <= levels[-1]}  # NaN (one seed a side) counts as not supported
+    open_groups = tuple(g for values, g in groups if tuple(values.items()) in unsupported) or tuple(g for _, g in groups)
+    return ClaimDecision(name, verdict, REASONS[reason], look + 1, seeds[look], tuple(seeds), tuple(bounds[:look + 1]), tuple(levels[:look + 1]),
+                         float(p_support[0, look]), float(p_refute[0, look]), tuple(g for _, g in groups), open_groups,
+                         result.verdict, **shape)
+
+
+def paired_differences(result, sides: list) -> tuple:
+    """Each paired part's {seed: A - B} in the metric's direction, over the seeds both sides
+    ran (what a plan of the claim draws from); empty for a cost claim."""
+    if result.spec.test == "cost_at_most":
+        return ()
+    pairs = [(a, b) for _, a_side, b_side in sides for a in a_side for b in b_side]
+    found = []
+    for part, (a, b) in zip(result.parts, pairs):
+        if part.claim.test.startswith("paired"):
+            sign = 1.0 if a.metric.direction == "higher" else -1.0
+            found.append({seed: sign * (a.by_seed[seed] - b.by_seed[seed]) for seed in a.by_seed if seed in b.by_seed})
+    return tuple(found)
+
+
+# -- the report's section ------------------------------------------------------------------
+
+RULE = [
+    ("Sequential seeds (`harness run --until-decided`): the grid's seeds are the first round; each later round adds "
+     "new seeds (the next integers after a cell's largest) only to the cells still undecided, both sides of a claim "
+     "cell alike (they stay paired by seed), up to max seeds per cell. Looking after every round at a fixed 5% would "
+     "inflate the error, so each verdict is the group-sequential rule's (harness.sequential): the two one-sided tests "
+     "spend their 5% along the information fraction t = k / max seeds by the Lan-DeMets O'Brien-Fleming-type "
+     "function, and look j tests at the nominal level 1 − Φ(c_j) of its boundary c_j instead of 5%."),
+    ("A reported cell stops when decided, when no number of seeds can decide its margin ('cannot be decided at this "
+     "margin': the paper's ± and the shared test set leave a floor), or at max seeds; a claim applies the same spending "
+     "to its p-values (Holm over the suite's claims) and stops when supported or refuted, or at max seeds. The table's "
+     "verdicts above use all seeds at a fixed 5%; where they differ from these, these are the ones whose error is "
+     "controlled under the looks."),
+]
+
+
+def _look_text(seeds: tuple, levels: tuple) -> str:
+    return ", ".join(f"{k} (level {level:.2g})" for k, level in zip(seeds, levels))
+
+
+def markdown_lines(decisions: Decisions) -> list[str]:
+    from harness.report.shared import p_text
+    from harness.tables import markdown_table
+
+    lines = ["", "## Sequential seeds", "", f"Max seeds per cell: {decisions.max_seeds}; looks so far: {decisions.looks}.", ""]
+    if decisions.cells:
+        rows = []
+        for d in decisions.cells:
+            v = d.verdict
+            cell = ", ".join(f"{k}={value}" for k, value in d.key.items())
+            if v is None:
+                rows.append([cell, d.metric, d.word, "", d.seeds, "", "", "", d.fixed or ""])
+                continue
+            rows.append([cell, d.metric, d.word, v.reason, f"{v.seeds} (look {v.look})",
+                         _look_text(v.looks[:v.look], v.levels[:v.look]),
+                         f"{v.difference:+.2f} [{v.low:+.2f}, {v.high:+.2f}]", p_text(v.p_equivalent), d.fixed or ""])
+        lines += [markdown_table(rows, ["cell", "metric", "sequential verdict", "why it stopped", "seeds used",
+                                        "looks: seeds (level)", "ours − reported [repeated CI]", "p equivalent",
+                                        "fixed-sample verdict"]), ""]
+    if decisions.claims:
+        rows = [[c.name, c.word, c.reason, f"{c.seeds} a side (look {c.look})" if c.looks else c.seeds,
+                 _look_text(c.looks[:c.look], c.levels), p_text(c.p_value), p_text(c.p_refute), c.fixed] for c in decisions.claims]
+        lines += [markdown_table(rows, ["claim", "sequential verdict", "why it stopped", "seeds used",
+                                        "looks: seeds (level)", "p (Holm)", "p refuted (Holm)", "fixed-sample verdict"]),
+                  ""]
+    return lines + RULE
+
+
+def as_dict(decisions: Decisions) -> dict:
+    """The decisions as JSON-safe values (the rounds' state keeps each look's)."""
+    from harness.report.shared import plain
+
+    def verdict(v: SequentialVerdict | None) -> dict | None:
+        if v is None:
+            return None
+        return plain({"verdict": v.verdict, "reason": v.reason, "look": v.look, "seeds": v.seeds, "looks": v.looks,
+                      "levels": v.levels, "difference": v.difference, "low": v.low, "high": v.high,
+                      "p_equivalent": v.p_equivalent, "p_different": v.p_different})
+
+    return plain({
+        "max_seeds": decisions.max_seeds, "looks": decisions.looks,
+        "cells": [{"cell": d.key, "metric": d.metric, "seeds": d.seeds, "word": d.word, "open": d.open,
+                   "sequential": verdict(d.verdict), "fixed": d.fixed} for d in decisions.cells],
+        "claims": [{"claim": c.name, "word": c.word, "reason": c.reason, "open": c.open, "look": c.look, "seeds": c.seeds,
+                    "looks": c.looks, "levels": c.levels, "p_value": c.p_value, "p_refute": c.p_refute,
+                    "fixed": c.fixed, "cells": _unique(c.groups), "open_cells": _unique(c.open_groups) if c.open else []}
+                   for c in decisions.claims],
+    })
+
+
+def _unique(groups) -> list[dict]:
+    """The cells of claim cells, each once."""
+    return list({cell_id(key): key for group in groups for key in group}.values())
