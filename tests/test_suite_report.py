@@ -202,9 +202,11 @@ def test_select_loads(tmp_path):
     assert (suite.select.over, suite.select.by, suite.select.per, suite.select.seeds, suite.select.confirm) == (
         ("lr",), "val_accuracy", "mean", None, (10, 11))
     # chosen on seeds 0 and 1, confirmed on seed 2 (a grid seed that played no part in choosing)
-    suite = load_suite(write(tmp_path, SWEEP + "select: {over: lr, by: val_accuracy, per: seed, seeds: [0, 1], "
-                                               "confirm: [2]}\n"))
-    assert (suite.select.per, suite.select.seeds, suite.select.confirm) == ("seed", (0, 1), (2,))
+    suite = load_suite(write(tmp_path, SWEEP + "select: {over: lr, by: val_accuracy, seeds: [0, 1], confirm: [2]}\n"))
+    assert (suite.select.per, suite.select.seeds, suite.select.confirm) == ("mean", (0, 1), (2,))
+    # a choice per seed has no one configuration to confirm
+    with pytest.raises(SuiteError, match="confirmation reruns ONE chosen configuration per cell"):
+        load_suite(write(tmp_path, SWEEP + "select: {over: lr, by: val_accuracy, per: seed, seeds: [0, 1], confirm: [2]}\n"))
 
 
 # ---------------------------------------------------------------- grids and rules

@@ -82,9 +82,10 @@ def build_backbone(config: dict, in_channels: int, image_size: int):
     except TypeError as error:
         if not options:
             raise
-        keys = {arg: key for key, arg in BACKBONE_OPTIONS.items()}
-        raise ValueError(f"backbone {config['backbone']!r} takes none of "
-                         f"{', '.join(keys[k] for k in options)} ({error})") from None
+        named = [key for key, arg in BACKBONE_OPTIONS.items() if arg in options]
+        if not named:  # only the backbone's own declared keys: its own error
+            raise
+        raise ValueError(f"backbone {config['backbone']!r} does not take {', '.join(named)} ({error})") from None
 
 
 def lr_multiplier(config: dict, step: int) -> float:
