@@ -76,7 +76,7 @@ class Trainer:
         return {"metrics": metrics, "timing": {"train_seconds": 0.0}, "details": {"device": "cpu"}}
 
 
-def report(suite, store, fmt):
+def report(suite, store, fmt, options=None):
     """No tables: the generic report does not yet take a run without optional samples."""
     return "contract: no report", []
 
