@@ -62,9 +62,18 @@ def planned(args):
         require_filtered_values(suite, filters)
         suite = dataclasses.replace(suite, keep=(filters,))
     store = results_store(args.results, suite.name)
-    specs = list(expand(suite, round_configs(suite, store)))
+    specs = list(expand(suite, round_configs(suite, store) + confirmation_configs(suite, store)))
     warn(ignored_key_warnings(families.get(suite.family), specs))
     return suite, specs, store
+
+
+def confirmation_configs(suite, store) -> list[dict]:
+    """The confirmation runs of the choices ``run --confirm`` froze (``harness.confirmation``)."""
+    from harness import confirmation
+
+    if suite.select is None:
+        return []
+    return confirmation.extra_configs(suite, confirmation.load(store))
 
 
 def round_configs(suite, store, quiet: bool = False) -> list[dict]:
@@ -385,57 +394,99 @@ def dispatch(suite, todo, store, args, resources_of, executor: str):
 
 
 def cmd_run(args) -> None:
-    from harness import launch as launcher
-    from harness import status
-
     if args.until_decided:
+        if args.confirm:
+            raise HarnessError("--confirm: not with --until-decided (confirm first, then add seeds in rounds)")
         return run_until_decided(args)
     for flag, value in (("--max-seeds", args.max_seeds), ("--seeds-per-round", args.seeds_per_round)):
         if value is not None:
             raise HarnessError(f"{flag} {value}: only with --until-decided")
     suite, specs, store = planned(args)
+    if args.confirm and (suite.select is None or not suite.select.confirm):
+        raise HarnessError(f"--confirm: {suite.path} has no select: with confirm seeds to confirm on")
     executor = local_executor(args)
     resources_of = launch_resources(args, suite, specs)
-    view = status.run_views(store, specs)
-    warn(view.warnings + stale(specs, view.scan))
-    views = view.views
-    wanted = set(status.NOT_STARTED) | ({"failed"} if args.retry_failed else set())
-    if args.force:
-        wanted |= {"done", "failed"}
-    todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
-    active = sum(1 for spec in specs if views[spec.run_id].active)
-    skipped = len(specs) - len(todo)
-    print(f"{suite.name}: {len(todo)} to run, {skipped} skipped ({_status_counts(specs, views)})")
-    if active and (args.force or args.retry_failed or todo):
-        print(f"({active} runs still queued or running are not dispatched again)")
-    if not todo:
-        print("nothing to run.")
-        if args.cluster == "slurm":
+    launched = launch_pending(args, suite, specs, store, executor, resources_of)
+    if launched is None:
+        return
+    todo, elsewhere = launched
+    if args.confirm:
+        specs = confirm_choices(suite, specs, store)
+        launched = launch_pending(args, suite, specs, store, executor, launch_resources(args, suite, specs), "confirmation")
+        if launched is None:
             return
-    else:
-        result = dispatch(suite, todo, store, args, resources_of, executor)
-        if args.cluster == "slurm":
-            if not args.wait:
-                print(f"follow with: harness status {args.suite}")
-                return
-            launcher.wait(store, result, progress=not args.quiet)
-            view = status.run_views(store, specs)
-            warn(view.warnings)
-            _print_status(suite, specs, store, view)
-        for run_id, holder in result.elsewhere.items():
-            print(f"harness: run {run_id} skipped (running elsewhere): another launcher's worker holds it "
-                  f"({holder}); its record will come from there", file=sys.stderr)
-        for run_id, why in result.crashed.items():
-            print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
+        todo, elsewhere = todo + launched[0], elsewhere | launched[1]
     _write_report(suite, store, "markdown", None, echo=True, specs=specs)
     if todo:
         finished = store.scan(todo)
-        elsewhere = set(result.elsewhere)
         failed = [spec for spec in todo if finished.states[spec.run_id].status != "done" and spec.run_id not in elsewhere]
         if failed:
             print(f"harness: {len(failed)} of the {len(todo)} runs of this launch did not finish "
                   f"(failed or without a record): see `harness status {args.suite}`", file=sys.stderr)
             raise LaunchFailed()
+
+
+def launch_pending(args, suite, specs, store, executor, resources_of, what: str = ""):
+    """Dispatch the pending runs of ``specs`` (local: until they end). (the runs dispatched,
+    the run ids another launcher holds), or None when Slurm jobs were submitted without --wait."""
+    from harness import launch as launcher
+    from harness import status
+
+    view = status.run_views(store, specs)
+    warn(view.warnings + stale(specs, view.scan))
+    views = view.views
+    wanted = set(status.NOT_STARTED) | ({"failed"} if args.retry_failed else set())
+    if args.force and not what:
+        wanted |= {"done", "failed"}
+    todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
+    active = sum(1 for spec in specs if views[spec.run_id].active)
+    skipped = len(specs) - len(todo)
+    print(f"{suite.name}{f' ({what})' if what else ''}: {len(todo)} to run, {skipped} skipped "
+          f"({_status_counts(specs, views)})")
+    if active and (args.force or args.retry_failed or todo):
+        print(f"({active} runs still queued or running are not dispatched again)")
+    if not todo:
+        print("nothing to run.")
+        return None if args.cluster == "slurm" and not (args.confirm and not what) else ([], set())
+    result = dispatch(suite, todo, store, args, resources_of, executor)
+    if args.cluster == "slurm":
+        if not args.wait:
+            again = " (then `harness run --confirm` again, once they ended)" if args.confirm and not what else ""
+            print(f"follow with: harness status {args.suite}{again}")
+            return None
+        launcher.wait(store, result, progress=not args.quiet)
+        view = status.run_views(store, specs)
+        warn(view.warnings)
+        _print_status(suite, specs, store, view)
+    for run_id, holder in result.elsewhere.items():
+        print(f"harness: run {run_id} skipped (running elsewhere): another launcher's worker holds it "
+              f"({holder}); its record will come from there", file=sys.stderr)
+    for run_id, why in result.crashed.items():
+        print(f"warning: run {run_id} ended without a record: {why}", file=sys.stderr)
+    return todo, set(result.elsewhere)
+
+
+def confirm_choices(suite, specs, store) -> list:
+    """Freeze each cell's choice whose selection runs are all done (``harness.confirmation``)
+    and say what was chosen; the suite's runs with the confirmation runs of every frozen choice."""
+    from harness import confirmation
+    from harness.report.collect import collect
+    from harness.report.selected import apply
+    from harness.report.shared import group_keys
+
+    runs, _ = collect(suite, store, specs=specs)
+    chosen = apply(suite, runs, group_keys(suite), store)
+    for entry in confirmation.freeze(store, suite, chosen.choices):
+        cell = ", ".join(f"{k}={v}" for k, v in entry["cell"].items())
+        values = ", ".join(f"{k}={v}" for k, v in entry["chosen"].items())
+        print(f"chosen on {suite.select.by} for {cell}: {values} ({suite.select.by} {entry['validation']:.4g}); frozen")
+    waiting = [choice for choice in chosen.choices if choice.per == "mean" and not choice.complete]
+    if waiting:
+        print(f"{len(waiting)} cell{'s' * (len(waiting) != 1)} not chosen yet (selection runs not all done): "
+              f"`harness run --confirm` again once they are")
+    if suite.select.per != "mean":
+        print("select.per: seed: each seed chose its own configuration; there is nothing to confirm")
+    return list(expand(suite, round_configs(suite, store, quiet=True) + confirmation_configs(suite, store)))
 
 
 def run_until_decided(args) -> None:
@@ -653,7 +704,8 @@ def cmd_report(args) -> None:
     if args.baseline is not None and args.baseline not in methods:
         raise HarnessError(f"--baseline {args.baseline}: no run of this suite has that method (methods: {', '.join(methods)})")
     _write_report(suite, store, args.format, args.out, echo=True,
-                  specs=specs, options={"plots": args.plots, "baseline": args.baseline, "per_task": args.per_task})
+                  specs=specs, options={"plots": args.plots, "baseline": args.baseline, "per_task": args.per_task,
+                                        "oracle": args.oracle})
 
 
 def cmd_compare(args) -> None:
@@ -801,6 +853,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="requeues after a time-out before the run is recorded as failed (default 3)")
     run.add_argument("--signal-delay-s", type=int, default=None, metavar="S",
                      help="slurm: checkpoint and requeue S to S+30 s before the time limit (default: 90, less for limits under 4 min)")
+    run.add_argument("--confirm", action="store_true",
+                     help="with select: after the grid, freeze each cell's configuration chosen on validation "
+                          "(selection.json) and run it on the confirmation seeds (select.confirm)")
     rounds = run.add_argument_group("sequential seeds (rounds until every verdict is decided)")
     rounds.add_argument("--until-decided", action="store_true",
                         help="after the grid, add seeds in rounds to the cells whose reproduction verdict or claim is "
@@ -844,6 +899,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="draw the figures (PNG beside the report) and link them (default: on for markdown)")
     report.add_argument("--per-task", action="store_true",
                         help="also each task's own figures, where the family's report has them (rl: success per task)")
+    report.add_argument("--oracle", action="store_true",
+                        help="with select: also each cell's configuration chosen on TEST, labelled oracle "
+                             "(optimistic; never a verdict)")
     report.add_argument("--baseline", default=None, metavar="METHOD",
                         help="compare every other method with this one, paired where the runs allow "
                              "(default: the suite's report.baseline)")

@@ -130,15 +130,21 @@ def _restricted(grid: dict, cell: dict, seeds: list) -> dict:
     return {**narrowed, "seed": list(seeds)}
 
 
+def configs_on_seeds(suite, cell: dict, seeds) -> list[dict]:
+    """The resolved configs of a cell (config keys -> values) on other seeds: the suite's
+    defaults, overrides, exclude rules and ``--filter`` applied, as for its grid."""
+    grids = tuple(_restricted(grid, cell, seeds) for grid in suite.grids)
+    return [config for config in dataclasses.replace(suite, grids=grids).configs()
+            if all(config.get(k) == v for k, v in cell.items())]
+
+
 def extra_configs(suite, state: dict | None) -> tuple[list[dict], list[str]]:
     """The resolved configs of the rounds' new seeds (the suite's defaults, overrides,
     exclude rules and ``--filter`` applied, as for its grid), and a warning for each
     addition whose cell the suite no longer has."""
     configs, warnings = [], []
     for number, cell, seeds in additions(state):
-        grids = tuple(_restricted(grid, cell, seeds) for grid in suite.grids)
-        found = [config for config in dataclasses.replace(suite, grids=grids).configs()
-                 if all(config.get(k) == v for k, v in cell.items())]
+        found = configs_on_seeds(suite, cell, seeds)
         if not found and not suite.keep:
             text = ", ".join(f"{k}={v}" for k, v in cell.items())
             warnings.append(f"{STATE}: round {number} adds seeds to the cell {text}, which the suite no longer has")

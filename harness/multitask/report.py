@@ -23,7 +23,7 @@ from harness.multitask.report_cells import (
     task_directions,
     task_names,
 )
-from harness.report import claims, latex, markdown, plots
+from harness.report import claims, latex, markdown, plots, selected
 from harness.report.collect import counts, report_warnings
 from harness.report.columns import (
     REPORTED_COLUMNS,
@@ -201,6 +201,8 @@ def render_markdown(report: Report) -> str:
                       *markdown.comparison_table(mine, section.metric, keys), ""]
         for figure in (f for f in report.figures if f["dataset"] == name):
             lines += [f"![{figure['alt']}]({figure['file']})", "", figure["caption"], ""]
+    chosen = selected.markdown_lines(report.selection)
+    lines += ([""] if lines[-1] else []) + chosen[1:] + [""] if chosen else []
     claimed = claims.markdown_lines(report.claims)
     lines += ([""] if lines[-1] else []) + claimed[1:] + [""] if claimed else []
     return "\n".join(lines + markdown.footer_lines(report.runs, report.scan)) + "\n"
@@ -298,6 +300,7 @@ def render_json(report: Report) -> str:
             Table(section.metric, section.cells, keys, comparison_keys(keys)), section.margin)
         + (comparison_notes(section.comparisons, section.metric, comparison_keys(keys)) if section.comparisons else []),
         "claims": claims.json_entries(report.claims), "claims_rule": claims.RULE,
+        **({"selection": selected.json_entry(report.selection)} if report.selection and report.selection.select else {}),
         "warnings": report_warnings(report.scan),
     }
     return dumps(document)

@@ -9,7 +9,7 @@ pair: the family's ``paired_by``). No torch here.
 from __future__ import annotations
 
 from harness import families
-from harness.report import claims
+from harness.report import claims, selected
 from harness.report.cells import build as build_cells
 from harness.report.cells import done_rows, frame_mean, parts, ratios_to, training_hours
 from harness.report.collect import collect, cost_fields, first_line
@@ -73,13 +73,14 @@ def compute(suite, store, options: dict | None = None) -> Report:
     options = resolve_options(suite, "markdown", options)
     runs, scan = collect(suite, store, run_row(suite), options.get("specs"))
     family = families.get(suite.family)
-    keys, metric = group_keys(suite), family.headline
+    chosen = selected.apply(suite, runs, group_keys(suite), store, options.get("oracle", False))
+    keys, metric = chosen.keys, family.headline
     pairing = Pairing.of(family, metric, options.get("shared_by"))
-    cells = cells_of(suite, runs, keys, metric, pairing)
+    cells = cells_of(suite, chosen.runs, keys, metric, pairing)
     compared = compare(cells, keys, options["baseline"], pairing)
     tested = claims.evaluate(suite, {metric.name: cells}, {metric.name: pairing}, keys) if suite.claims else []
     return Report(suite, keys, runs, scan, [Section(metric, cells, compared, suite_margin(suite, metric))],
-                  options["baseline"], claims=tested)
+                  options["baseline"], claims=tested, selection=chosen)
 
 
 def task_directions(runs, dataset: str) -> dict:

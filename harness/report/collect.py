@@ -21,8 +21,12 @@ def collect(suite, store, row=None, specs=None):
     specs = list(expand(suite)) if specs is None else list(specs)
     scan = store.scan(specs)
     row = row or generic_row(suite)
+    validation = [m.name for m in families.get(suite.family).validation] if suite.select is not None else []
     with gc_paused():  # the records are decoded here (lazily): many small acyclic containers
         rows = [row(spec, scan.states[spec.run_id]) for spec in specs]
+        for found, spec in zip(rows, specs):  # what model selection chooses by (``harness.report.selected``)
+            metrics = (scan.states[spec.run_id].record or {}).get("metrics") or {}
+            found.update({name: metrics.get(name) for name in validation})
     return pd.DataFrame(rows), scan
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from harness import families
-from harness.report import claims
+from harness.report import claims, selected
 from harness.report.collect import counts, report_warnings
 from harness.report.columns import CELL_COLUMNS, Table, fields
 from harness.report.markdown import notes, verdict_notes
@@ -69,6 +69,7 @@ def render(report) -> str:
         "keys": report.keys, "cells": cells, "baseline": report.baseline, "comparisons": comparisons,
         "runs": [run_json(run, report.keys, family) for run in report.runs.to_dict("records")],
         "claims": claims.json_entries(report.claims), "claims_rule": claims.RULE,
+        **({"selection": selected.json_entry(report.selection)} if report.selection and report.selection.select else {}),
         "figures": [f for f in report.figures if f.get("file")], "notes": notes_by_metric,
         "warnings": report_warnings(report.scan),
     }

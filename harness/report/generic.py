@@ -7,7 +7,7 @@ figures and the format asked for.
 from __future__ import annotations
 
 from harness import HarnessError, families
-from harness.report import claims, document, latex, markdown, tidy
+from harness.report import claims, document, latex, markdown, selected, tidy
 from harness.report.cells import build as build_cells
 from harness.report.cells import done_rows, run_costs
 from harness.report.collect import collect, report_warnings
@@ -56,10 +56,11 @@ def compute(suite, store, options: dict | None = None) -> Report:
     metric the cells and the comparisons with the baseline, and the suite's claims."""
     options = resolve_options(suite, "markdown", options)  # the baseline; the format does not matter here
     runs, scan = collect(suite, store, specs=options.get("specs"))
-    keys = group_keys(suite)
-    found, pairings = sections(suite, runs, keys, options["baseline"], options.get("shared_by"))
+    chosen = selected.apply(suite, runs, group_keys(suite), store, options.get("oracle", False))
+    keys = chosen.keys
+    found, pairings = sections(suite, chosen.runs, keys, options["baseline"], options.get("shared_by"))
     tested = claims.evaluate(suite, {s.metric.name: s.cells for s in found}, pairings, keys) if suite.claims else []
-    return Report(suite, keys, runs, scan, found, options["baseline"], claims=tested)
+    return Report(suite, keys, runs, scan, found, options["baseline"], claims=tested, selection=chosen)
 
 
 def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> tuple[str, list[str]]:

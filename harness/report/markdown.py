@@ -5,7 +5,7 @@ that define every interval and rule, the comparisons with the baseline, the figu
 """
 from __future__ import annotations
 
-from harness.report import claims
+from harness.report import claims, selected
 from harness.report.collect import report_warnings
 from harness.report.columns import CELL_COLUMNS, COMPARISON_COLUMNS, Table, shown
 from harness.report.paired import notes as comparison_notes
@@ -204,6 +204,7 @@ def render(report) -> str:
                 title = f"## Paired comparisons with {report.baseline}"
                 title += f": {section.metric.name}" if len(report.sections) > 1 else ""
                 lines += ["", title, "", *comparison_table(section.comparisons, section.metric, report.keys)]
+        lines += selected.markdown_lines(report.selection)
         lines += claims.markdown_lines(report.claims)
         lines += figure_lines(report.figures)
     return "\n".join(lines + footer_lines(report.runs, report.scan)) + "\n"

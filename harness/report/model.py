@@ -151,6 +151,7 @@ class Report:
     figures: list = field(default_factory=list)  # {"file", "alt", "caption", ...} per figure
     problems: list = field(default_factory=list)  # warnings about the figures
     claims: list = field(default_factory=list)  # harness.report.claims.ClaimResult per suite claim
+    selection: object = None  # harness.report.selected.Selected: how the cells' runs were chosen (select:)
 
     @property
     def done(self) -> bool:

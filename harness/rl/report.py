@@ -23,7 +23,7 @@ from harness.aggregates import (
     performance_profile,
     probability_of_improvement,
 )
-from harness.report import claims, markdown
+from harness.report import claims, markdown, selected
 from harness.report.cells import build as build_cells
 from harness.report.cells import (
     done_rows,
@@ -154,13 +154,14 @@ def compute(suite, store, options: dict | None = None) -> Report:
     options = resolve_options(suite, "markdown", options)
     family = families.get(suite.family)
     runs, scan = collect(suite, store, run_row(suite), options.get("specs"))
-    keys, metric = group_keys(suite), family.headline
+    chosen = selected.apply(suite, runs, group_keys(suite), store, options.get("oracle", False))
+    keys, metric = chosen.keys, family.headline
     pairing = Pairing.of(family, metric, options.get("shared_by"))
-    cells = cells_of(suite, runs, keys, metric, pairing, options["baseline"])
+    cells = cells_of(suite, chosen.runs, keys, metric, pairing, options["baseline"])
     compared = compare(cells, keys, options["baseline"], pairing)
     tested = claims.evaluate(suite, {metric.name: cells}, {metric.name: pairing}, keys) if suite.claims else []
     return Report(suite, keys, runs, scan, [Section(metric, cells, compared, suite_margin(suite, metric))],
-                  options["baseline"], claims=tested)
+                  options["baseline"], claims=tested, selection=chosen)
 
 
 def _milliseconds(value) -> str:
@@ -296,6 +297,8 @@ def render_markdown(report: Report, per_task: bool) -> str:
             lines += ["", f"## Paired comparisons with {report.baseline}", "",
                       f"Rewards: {rewards_text(section.cells)}.", "",
                       *markdown.comparison_table(section.comparisons, section.metric, keys), ""]
+        chosen = selected.markdown_lines(report.selection)
+        lines += [*chosen[1:], ""] if chosen else []
         claimed = claims.markdown_lines(report.claims)
         lines += [*claimed[1:3], f"Rewards: {rewards_text(section.cells)}.", "", *claimed[3:], ""] if claimed else []
     return "\n".join(lines + markdown.footer_lines(report.runs, report.scan)) + "\n"
