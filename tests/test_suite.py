@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -175,19 +174,17 @@ def test_configs_that_resolve_identically_are_expanded_once(tmp_path):
     ]
 
 
-def test_planning_a_10000_run_grid_takes_well_under_a_second(tmp_path):
+def test_a_10000_run_grid_plans_10000_distinct_runs(tmp_path):
+    # how long planning takes is measured by benchmarks/store_scale.py, not here
     path = write_suite(tmp_path, minimal(
         seed=list(range(10)),
         lr=[round(0.1 * i, 1) for i in range(1, 11)],
         meta_batch=list(range(1, 11)),
         steps=list(range(100, 1100, 100)),
     ))
-    start = time.perf_counter()
     specs = list(expand(load_suite(path)))
-    elapsed = time.perf_counter() - start
     assert len(specs) == 10_000
     assert len({spec.run_id for spec in specs}) == 10_000
-    assert elapsed < 1.0, f"planning 10,000 runs took {elapsed:.2f} s"
 
 
 # -- run ids ------------------------------------------------------------------------
@@ -438,10 +435,8 @@ reported:
 ])
 def test_validation_errors_are_one_line_with_path_line_and_key(tmp_path, case_id, content, line, fragments):
     path = content(tmp_path) if callable(content) else write_suite(tmp_path, content)
-    start = time.perf_counter()
     with pytest.raises(SuiteError) as caught:
         load_suite(path)
-    elapsed = time.perf_counter() - start
     message = str(caught.value)
     assert "\n" not in message and message.strip() == message and message
     if line == ANY_LINE:
@@ -452,15 +447,13 @@ def test_validation_errors_are_one_line_with_path_line_and_key(tmp_path, case_id
         assert message.startswith(f"{path}:{line}: "), message
     for fragment in fragments:
         assert fragment in message, (fragment, message)
-    assert elapsed < 1.0, f"rejecting {case_id} took {elapsed:.2f} s"
 
 
-def test_alias_bomb_is_rejected_fast_even_when_huge(tmp_path):
-    path = write_suite(tmp_path, BASE + billion_laughs(levels=15))  # 9**15 strings if expanded
-    start = time.perf_counter()
+def test_alias_bomb_is_rejected_without_expanding_it(tmp_path):
+    # 9**15 strings if expanded: a loader that expanded it would never return
+    path = write_suite(tmp_path, BASE + billion_laughs(levels=15))
     with pytest.raises(SuiteError, match="alias bomb"):
         load_suite(path)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_python_object_tag_is_rejected_without_running_it(tmp_path):
