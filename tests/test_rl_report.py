@@ -4,6 +4,7 @@ stratified bootstrap intervals against scipy, the reward version in every table,
 ratios to unitary, per-task tables, the CSV, and the curves and performance-profile PNGs
 (no band with one seed)."""
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,3 +190,27 @@ def test_rl_claims_name_the_reward_version_in_markdown_and_csv(filled):
     assert "Rewards: Meta-World reward_function_version v1." in claims_section and "pcgrad-close" in claims_section
     csv_rows = build(claimed, store, "csv")[0].splitlines()
     assert sum(row.startswith("claim,") for row in csv_rows) == 1 and sum(row.startswith("claim_part,") for row in csv_rows) == 1
+
+
+def test_the_shipped_rl_claims_compare_unitary_with_l2_against_each_smto_per_benchmark(tmp_path, monkeypatch):
+    rl_family()
+    for method, level in {"imtl": 50.0, "graddrop": 58.0, "rlw_dirichlet": 57.0, "rlw_normal": 56.0}.items():
+        monkeypatch.setitem(LEVEL, method, level)
+        monkeypatch.setitem(COST, method, 0.2)
+    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "kurin2022_rl.yaml")
+    store = Store(tmp_path / "results", suite.name)
+    rng = np.random.default_rng(1)
+    for spec in expand(suite):
+        if spec.config["dataset"] == "mt10" and spec.config["seed"] < 4:
+            store.write_record(record(spec, rng))
+    claims = {claim.spec.name: claim for claim in compute(suite, store).claims}
+    assert set(claims) == {"unitary-with-l2-matches-or-beats-the-smtos", "actor-l2-does-not-hurt-unitary"}
+    smtos = claims["unitary-with-l2-matches-or-beats-the-smtos"]
+    # one part per SMTO on MT10 (MT50 has no runs), unitary with actor L2 on side a
+    assert sorted(part.b.split(",")[0].removeprefix("method=") for part in smtos.parts) == sorted(
+        ["pcgrad", "mgda_ub", "imtl", "graddrop", "rlw_dirichlet", "rlw_normal"]), [p.b for p in smtos.parts]
+    assert all(part.cell["dataset"] == "mt10" and "unitary" in part.a and "0.0003" in part.a for part in smtos.parts), [(p.cell, p.a) for p in smtos.parts]
+    assert all(part.seeds == (4, 4) for part in smtos.parts)
+    # mgda_ub (about 50 points below unitary): unitary is not worse than it by 10 points
+    mgda = next(part for part in smtos.parts if part.b.startswith("method=mgda_ub"))
+    assert mgda.claim.verdict == "supported"
