@@ -7,6 +7,7 @@ figures and the format asked for.
 from __future__ import annotations
 
 from harness import HarnessError, families
+from harness.record import REPORT_FILES
 from harness.report import claims, document, latex, markdown, selected, tidy
 from harness.report.cells import build as build_cells
 from harness.report.cells import done_rows, run_costs
@@ -14,7 +15,7 @@ from harness.report.collect import collect, report_warnings
 from harness.report.figures import cost_figure, figures_or_warning
 from harness.report.model import Report, Section
 from harness.report.paired import Pairing, compare
-from harness.report.shared import REPORT_FILES, comparison_keys, group_keys
+from harness.report.shared import comparison_keys, group_keys
 from harness.report.verdicts import judge_best, judge_reported, suite_margin
 
 FORMATS = tuple(REPORT_FILES)
