@@ -631,7 +631,9 @@ def preflight(suite, specs, cluster: str, resources_of) -> None:
 
 def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=None, options: dict | None = None) -> None:
     """Build the report (with the family's own builder when it has one) and write it to
-    results/<suite>/REPORT.md (report.csv, report.tex, report.json), and to ``out``."""
+    results/<suite>/REPORT.md (report.csv, report.tex, report.json), and to ``out``. A results
+    folder that cannot be written is left as it is: only ``out`` is written (the figures
+    beside it; without ``out``, none), with one warning."""
     from harness.report import REPORT_FILES
 
     family = families.get(suite.family)
@@ -644,20 +646,29 @@ def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=Non
         build = family.load("report")
     else:
         from harness.report import build
-    if specs is not None:
-        options = {**(options or {}), "specs": specs}
+    options = {**(options or {}), **({"specs": specs} if specs is not None else {})}
+    writable = store.writable()
+    if not writable:  # a read-only results folder: only --out is written, its figures beside it
+        options.update({"figures_dir": str(Path(out).parent)} if out else {"plots": False})
+        warn([f"{store.dir} is not writable: {REPORT_FILES[fmt]} is not written there; " +
+              (f"the report goes to {out}, its figures beside it" if out else
+               "the report is printed only, without figures (--out FILE writes it, its figures beside it)")])
     text, warnings = build(suite, store, fmt, options)
     if fmt == "markdown" and specs is not None:
         from harness.until_decided import report_section
 
         text += report_section(suite, store, specs)
     warn(warnings)
-    paths = {store.dir / REPORT_FILES[fmt]}
-    if out:
-        paths.add(Path(out))
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    paths = ([store.dir / REPORT_FILES[fmt]] if writable else []) + ([Path(out)] if out else [])
+    for path in dict.fromkeys(paths):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            if out and path == Path(out):
+                raise HarnessError(f"--out {out}: cannot be written ({error.strerror or error})") from None
+            # not writable after all (os.access may say yes to root on a network file system)
+            warn([f"{path}: cannot be written ({error.strerror or error}); the report is printed only"])
     if echo:
         print(text, end="")
 
@@ -705,6 +716,7 @@ def cmd_report(args) -> None:
     _write_report(suite, store, args.format, args.out, echo=True,
                   specs=specs, options={"plots": args.plots, "baseline": args.baseline, "per_task": args.per_task,
                                         "oracle": args.oracle})
+    warn(stale(specs, store.scan(specs)))  # as `plan` does: records made by code changed since
 
 
 def cmd_compare(args) -> None:

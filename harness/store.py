@@ -175,6 +175,15 @@ class Store:
     def log_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / RUN_LOG
 
+    def writable(self) -> bool:
+        """Whether this process may write into the suite's folder (or create it): not on a
+        read-only mount or in a colleague's folder, where the commands that read (`plan`,
+        `status`, `report`, `compare`, `show`) write nothing there."""
+        folder = self.dir
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return os.access(folder, os.W_OK)
+
     def write_record(self, record: dict) -> Path:
         path = self.record_path(record["run_id"])
         write_json_atomic(path, record)
@@ -661,6 +670,8 @@ class RecordCache:
         another process is saving, or when the folder cannot be written."""
         if not self.added and not self.stale:
             return
+        if not os.access(self.folder.parent, os.W_OK):
+            return  # a read-only results folder: its cache is read, never written
         try:
             self.folder.mkdir(exist_ok=True)
             ignore = self.folder / ".gitignore"
