@@ -18,6 +18,7 @@ from pathlib import Path
 
 from harness import HarnessError, __version__, families
 from harness.keys import check_value, parse_text
+from harness.record import FINISHED, FROM_SCHEDULER, NOT_STARTED, STATUSES, STORE_STATUSES
 from harness.spec import expand, ignored_key_warnings
 from harness.store import Store
 from harness.suite import load_suite
@@ -244,7 +245,7 @@ def _sequential_estimate(suite, specs, scan, store):
     max_seeds = state["max_seeds"] if state else suite.budget.max_seeds
     per_round = (suite.budget.seeds_per_round if suite.budget else None) or \
         next((entry["seeds_per_round"] for entry in reversed(state["rounds"]) if entry["seeds_per_round"]), 1)
-    finished = {spec.run_id for spec in specs if scan.states[spec.run_id].status in ("done", "failed")}
+    finished = {spec.run_id for spec in specs if scan.states[spec.run_id].status in FINISHED}
     complete = complete_rounds(state, specs, finished) if state else 0
     looks = rounds.looks(specs, state, complete)
     if len(looks) < (len(state["rounds"]) if state else 1):
@@ -256,7 +257,7 @@ def _sequential_estimate(suite, specs, scan, store):
 
 
 def _counts_line(scan, specs) -> str:
-    counts = {s: 0 for s in ("done", "failed", "running", "pending")}
+    counts = {s: 0 for s in STORE_STATUSES}
     for spec in specs:
         counts[scan.states[spec.run_id].status] += 1
     return f"{len(specs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -277,15 +278,13 @@ def cmd_status(args) -> None:
 
 def _status_counts(specs, views) -> str:
     """'N runs: a done, b failed, c running, d pending' (+ requeued, cancelled, lost when any)."""
-    from harness.status import STATUSES
-
     counts = {status: 0 for status in STATUSES}
     for spec in specs:
         counts[views[spec.run_id].status] += 1
     queued = sum(1 for spec in specs if views[spec.run_id].queued)
     parts = []
     for status, number in counts.items():
-        if number or status in ("done", "failed", "running", "pending"):
+        if number or status in STORE_STATUSES:
             parts.append(f"{number} {status}" + (f" ({queued} queued)" if status == "pending" and queued else ""))
     return f"{len(specs)} runs: " + ", ".join(parts)
 
@@ -312,7 +311,7 @@ def _print_status(suite, specs, store, view) -> None:
                                     for k, v in (info.get("figures") or {}).items())
                 print(f"            step {info['step']}{total}" + (f", {figures}" if figures else "")
                       + f" (at {info.get('updated')})")
-        elif run.status in ("requeued", "cancelled", "lost"):
+        elif run.status in FROM_SCHEDULER:
             log = f"\n            log: {run.log}" if run.log and Path(run.log).exists() else ""
             print(f"{head}\n            {run.why}{log}")
         elif run.queued:
@@ -435,9 +434,9 @@ def launch_pending(args, suite, specs, store, executor, resources_of, what: str 
     view = status.run_views(store, specs)
     warn(view.warnings + stale(specs, view.scan))
     views = view.views
-    wanted = set(status.NOT_STARTED) | ({"failed"} if args.retry_failed else set())
+    wanted = set(NOT_STARTED) | ({"failed"} if args.retry_failed else set())
     if args.force and not what:
-        wanted |= {"done", "failed"}
+        wanted |= set(FINISHED)
     todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
     active = sum(1 for spec in specs if views[spec.run_id].active)
     skipped = len(specs) - len(todo)
@@ -524,7 +523,7 @@ def run_until_decided(args) -> None:
             first = False
         views = view.views
         number = len(state["rounds"]) - 1
-        wanted = set(status.NOT_STARTED) | ({"failed"} if retry else set())
+        wanted = set(NOT_STARTED) | ({"failed"} if retry else set())
         todo = [spec for spec in specs if views[spec.run_id].status in wanted and not views[spec.run_id].active]
         active = [spec for spec in specs if views[spec.run_id].active]
         again = [spec for spec in todo if spec.run_id in dispatched]
@@ -632,7 +631,9 @@ def preflight(suite, specs, cluster: str, resources_of) -> None:
 
 def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=None, options: dict | None = None) -> None:
     """Build the report (with the family's own builder when it has one) and write it to
-    results/<suite>/REPORT.md (report.csv, report.tex, report.json), and to ``out``."""
+    results/<suite>/REPORT.md (report.csv, report.tex, report.json), and to ``out``. A results
+    folder that cannot be written is left as it is: only ``out`` is written (the figures
+    beside it; without ``out``, none), with one warning."""
     from harness.report import REPORT_FILES
 
     family = families.get(suite.family)
@@ -645,20 +646,29 @@ def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=Non
         build = family.load("report")
     else:
         from harness.report import build
-    if specs is not None:
-        options = {**(options or {}), "specs": specs}
+    options = {**(options or {}), **({"specs": specs} if specs is not None else {})}
+    writable = store.writable()
+    if not writable:  # a read-only results folder: only --out is written, its figures beside it
+        options.update({"figures_dir": str(Path(out).parent)} if out else {"plots": False})
+        warn([f"{store.dir} is not writable: {REPORT_FILES[fmt]} is not written there; " +
+              (f"the report goes to {out}, its figures beside it" if out else
+               "the report is printed only, without figures (--out FILE writes it, its figures beside it)")])
     text, warnings = build(suite, store, fmt, options)
     if fmt == "markdown" and specs is not None:
         from harness.until_decided import report_section
 
         text += report_section(suite, store, specs)
     warn(warnings)
-    paths = {store.dir / REPORT_FILES[fmt]}
-    if out:
-        paths.add(Path(out))
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    paths = ([store.dir / REPORT_FILES[fmt]] if writable else []) + ([Path(out)] if out else [])
+    for path in dict.fromkeys(paths):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as error:
+            if out and path == Path(out):
+                raise HarnessError(f"--out {out}: cannot be written ({error.strerror or error})") from None
+            # not writable after all (os.access may say yes to root on a network file system)
+            warn([f"{path}: cannot be written ({error.strerror or error}); the report is printed only"])
     if echo:
         print(text, end="")
 
@@ -706,6 +716,7 @@ def cmd_report(args) -> None:
     _write_report(suite, store, args.format, args.out, echo=True,
                   specs=specs, options={"plots": args.plots, "baseline": args.baseline, "per_task": args.per_task,
                                         "oracle": args.oracle})
+    warn(stale(specs, store.scan(specs)))  # as `plan` does: records made by code changed since
 
 
 def cmd_compare(args) -> None:

@@ -43,10 +43,11 @@ from harness.comparisons import (
     CellPair,
     compare_cells,
 )
+from harness.record import RECORD, RUN_ID, family_of
 from harness.report.shared import difference_bounds, interval_text, p_text, pm
 from harness.spec import canonical_json, expand, identity_config
 from harness.stats import t_interval
-from harness.store import RECORD, RUN_ID, gc_paused
+from harness.store import gc_paused, records_in
 from harness.tost import two_sided_interval
 
 ALPHA = 0.05
@@ -145,28 +146,20 @@ def read_side(label: str, folder: Path, family_name: str | None, metric_name: st
     """Every finished record of the folder that names its folder and holds the metric."""
     side = Side(label, folder)
     with gc_paused():
-        for entry in sorted(folder.iterdir()):
-            if not (RUN_ID.match(entry.name) and (entry / RECORD).is_file()):
-                continue
-            run, problem = _run(entry, family_name, metric_name)
+        for run_id, path, record, problem in records_in(folder):
+            run, problem = (None, problem) if problem else _run(run_id, record, family_name, metric_name)
             if run is not None:
                 side.runs.append(run)
             elif problem:
-                side.unusable.append(f"{entry / RECORD}: {problem}")
+                side.unusable.append(f"{path}: {problem}")
     return side
 
 
-def _run(folder: Path, family_name: str | None, metric_name: str | None) -> tuple[Run | None, str | None]:
-    try:
-        record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        return None, f"unreadable ({type(error).__name__})"
-    if not isinstance(record, dict) or record.get("run_id") != folder.name or not isinstance(record.get("spec"), dict):
-        return None, "not a record of this folder"
+def _run(run_id: str, record: dict, family_name: str | None, metric_name: str | None) -> tuple[Run | None, str | None]:
     if record.get("status") != "done":
         return None, None  # failed runs have no value to compare: not a problem
     name = family_name or record.get("family") or families.DEFAULT
-    if family_name and record.get("family", families.DEFAULT) != family_name:
+    if family_name and family_of(record) != family_name:
         return None, f"a record of family {record.get('family')!r}, not {family_name!r}"
     family = families.get(name)
     metric = metric_of(family, metric_name)
@@ -175,7 +168,7 @@ def _run(folder: Path, family_name: str | None, metric_name: str | None) -> tupl
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None, f"no finite metrics.{metric.name}"
     samples = metrics.get(metric.samples) if metric.samples else None
-    return Run(folder.name, name, record["spec"], float(value), samples if isinstance(samples, list) else None), None
+    return Run(run_id, name, record["spec"], float(value), samples if isinstance(samples, list) else None), None
 
 
 def metric_of(family, name: str | None):

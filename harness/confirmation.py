@@ -19,9 +19,10 @@ import datetime
 import json
 
 from harness import HarnessError
+from harness.record import SELECTION
 from harness.store import Store, write_json_atomic
 
-STATE = "selection.json"
+STATE = SELECTION
 VERSION = 1
 
 

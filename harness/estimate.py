@@ -13,7 +13,6 @@ size shows as ``steps (9000 vs 2000000)``).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,8 @@ from tabulate import tabulate
 
 from harness import families
 from harness.keys import REQUIRED
-from harness.store import RECORD, RUN_ID, gc_paused
+from harness.record import family_of
+from harness.store import gc_paused, records_in
 
 GROUP_KEYS = ("method", "dataset", "backbone")
 
@@ -88,19 +88,12 @@ def finished_runs(suite, specs, scan, root: Path) -> list[Finished]:
 
 def _finished_in(folder: Path, family) -> list[Finished]:
     found = []
-    for run in sorted(folder.iterdir()):
-        if not RUN_ID.match(run.name):
-            continue
-        try:
-            record = json.loads((run / RECORD).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if not (isinstance(record, dict) and record.get("run_id") == run.name and record.get("status") == "done"
-                and record.get("family", families.DEFAULT) == family.name and isinstance(record.get("spec"), dict)):
+    for run_id, _, record, problem in records_in(folder):
+        if problem or record.get("status") != "done" or family_of(record) != family.name:
             continue
         seconds = total_seconds(record)
         if seconds is not None:
-            found.append(Finished(folder.name, run.name, with_defaults(family, record["spec"]), seconds))
+            found.append(Finished(folder.name, run_id, with_defaults(family, record["spec"]), seconds))
     return found
 
 

@@ -28,10 +28,10 @@ import submitit
 import harness
 from harness import HarnessError
 from harness.api import load_target
+from harness.record import CHECKPOINT
 from harness.spec import RunSpec
 from harness.store import Store
 
-CHECKPOINT = "checkpoint.pt"
 ALREADY_DONE = "already done by another worker"
 SAMPLES_TOLERANCE = 1e-9  # relative: the samples' mean and the number differ by float rounding only
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from harness import HarnessError, scheduler
 from harness.forkserver import THREAD_VARIABLES
-from harness.status import write_launch
+from harness.record import SUBMITIT
 from harness.store import Store
 from harness.suite import Resources
 
@@ -63,7 +63,7 @@ def new_launch_id() -> str:
 
 
 def launch_folder(store: Store, launch_id: str | None = None) -> Path:
-    return store.dir / ".submitit" / (launch_id or new_launch_id())
+    return store.dir / SUBMITIT / (launch_id or new_launch_id())
 
 
 def job_name(suite: str, launch_id: str) -> str:
@@ -294,7 +294,7 @@ def _run_debug(specs, root, resources_of, result: LaunchResult, record: dict, st
         result.submitted.append(spec.run_id)
         result.job_ids.append(submitted.job_id)
         record["runs"][spec.run_id] = _note(submitted)
-        result.record_path = write_launch(store, record)
+        result.record_path = store.write_launch(record)
         _collect(SubmititRun(submitted, spec.run_id, store), result, store)
 
 
@@ -447,7 +447,7 @@ def _run_local(specs, root, resources_of, result: LaunchResult, record: dict, st
                 result.submitted.append(spec.run_id)
                 record["runs"][spec.run_id] = {**runner.note(run), "visible_gpus": list(gpus)}
                 result.job_ids.append(record["runs"][spec.run_id]["job_id"])
-                result.record_path = write_launch(store, record)
+                result.record_path = store.write_launch(record)
                 running.append((run, spec, resources, gpus))
             for entry in [e for e in running if e[0] in runner.wait([e[0] for e in running], POLL_SECONDS)]:
                 running.remove(entry)
@@ -510,14 +510,10 @@ def stop_workers(running: list, runner, resend_seconds: float = 5.0) -> None:
 
 def _worker_pid(store: Store, run_id: str) -> int | None:
     """The pid a worker of this host wrote in its running marker, or None."""
-    import json
     import socket
 
-    try:
-        info = json.loads((store.run_dir(run_id) / "running.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
+    info = store.running_marker(run_id)
+    if info is None or info.get("host") != socket.gethostname() or not isinstance(info.get("pid"), int):
         return None
     return info["pid"]
 
@@ -569,7 +565,7 @@ def _submit_slurm(specs, root, resources_of, result: LaunchResult, record: dict,
                 result.submitted.append(spec.run_id)
                 result.job_ids.append(job.job_id)
                 record["runs"][spec.run_id] = _note(job)
-            result.record_path = write_launch(store, record)
+            result.record_path = store.write_launch(record)
 
 
 def _resources_dict(resources: Resources) -> dict:

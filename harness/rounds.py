@@ -38,9 +38,10 @@ import json
 from pathlib import Path
 
 from harness import HarnessError
+from harness.record import ROUNDS
 from harness.store import Store, write_json_atomic
 
-STATE = "rounds.json"
+STATE = ROUNDS
 VERSION = 1
 
 

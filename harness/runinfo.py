@@ -11,7 +11,8 @@ from collections import deque
 from pathlib import Path
 
 from harness import HarnessError, families
-from harness.store import RUN_ID, RUN_LOG, Store
+from harness.record import FINISHED, RUN_ID, RUN_LOG
+from harness.store import Store
 
 PREFIX = re.compile(r"^[0-9a-f]{1,12}$")
 SHOWN_MATCHES = 5
@@ -82,25 +83,8 @@ def tail_count(text: str | None) -> int | None:
 # ---------------------------------------------------------------- show
 
 
-def read_raw(store: Store, run_id: str) -> tuple[dict | None, str | None]:
-    """The record (or None) and why it is not trusted (None when it is, or when there is none)."""
-    path = store.record_path(run_id)
-    if not path.exists():
-        return None, None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        return None, f"{path}: unreadable or truncated ({type(error).__name__})"
-    family = raw.get("family", families.DEFAULT) if isinstance(raw, dict) else families.DEFAULT
-    try:
-        record, problem = store.read_record(run_id, None, family)
-    except HarnessError as error:  # a family no plugin provides here
-        return raw if isinstance(raw, dict) else None, str(error)
-    return (record, None) if record is not None else (raw if isinstance(raw, dict) else None, problem)
-
-
 def show(store: Store, run_id: str, planned_config: dict | None = None) -> str:
-    record, problem = read_raw(store, run_id)
+    record, problem = store.inspect_record(run_id)
     lines = [f"run {run_id} (suite {store.suite}): {status_of(store, run_id, record, problem)}"]
     label = run_label(record)
     if label:
@@ -139,7 +123,7 @@ def run_label(record: dict | None) -> str | None:
 
 
 def status_of(store: Store, run_id: str, record: dict | None, problem: str | None) -> str:
-    if record is not None and not problem and record.get("status") in ("done", "failed"):
+    if record is not None and not problem and record.get("status") in FINISHED:
         return record["status"]
     running = store.running_info(run_id)
     if running:

@@ -5,51 +5,14 @@ No torch, no submitit: the records, the launch records and ONE scheduler query.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from harness import scheduler
-from harness.store import RunState, Store, write_json_atomic
+from harness.record import ACTIVE, FINISHED
+from harness.store import RunState, Store
 
-LAUNCHES = "launches"
-# What status shows, in this order.
-STATUSES = ("done", "failed", "running", "requeued", "pending", "cancelled", "lost")
-# Runs that `run` dispatches again without --force/--retry-failed: nothing is working on them.
-NOT_STARTED = ("pending", "cancelled", "lost")
-
-# ---------------------------------------------------------------- launch records
-
-
-def launches_dir(store: Store) -> Path:
-    return store.dir / LAUNCHES
-
-
-def write_launch(store: Store, record: dict) -> Path:
-    path = launches_dir(store) / f"{record['launch_id']}.json"
-    write_json_atomic(path, record)
-    return path
-
-
-def read_launches(store: Store) -> tuple[list[dict], list[str]]:
-    """Every launch record of the suite, oldest first, and warnings about damaged ones."""
-    records, warnings = [], []
-    folder = launches_dir(store)
-    if not folder.is_dir():
-        return records, warnings
-    for path in sorted(folder.glob("*.json")):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            warnings.append(f"{path}: unreadable launch record ({type(error).__name__}); ignored")
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("runs"), dict):
-            warnings.append(f"{path}: not a launch record; ignored")
-            continue
-        records.append(record)
-    records.sort(key=lambda r: (str(r.get("created", "")), str(r.get("launch_id", ""))))
-    return records, warnings
+# ---------------------------------------------------------------- launch records (Store.read_launches)
 
 
 def latest_jobs(launches: list[dict], run_ids: Iterable[str]) -> dict[str, dict]:
@@ -71,7 +34,7 @@ def latest_jobs(launches: list[dict], run_ids: Iterable[str]) -> dict[str, dict]
 class RunView:
     """One run as `status` shows it: the record's word when there is one, else the scheduler's."""
 
-    status: str  # one of STATUSES
+    status: str  # one of harness.record.STATUSES
     record: dict | None = None
     running: dict | None = None  # running.json of a local or Slurm worker
     job: dict | None = None  # its job in the latest launch
@@ -83,7 +46,7 @@ class RunView:
     @property
     def active(self) -> bool:
         """A worker or a queued job will still produce this run's record."""
-        return self.status in ("running", "requeued") or self.queued
+        return self.status in ACTIVE or self.queued
 
 
 def merge_state(state: RunState, job: dict | None, states: dict | None) -> RunView:
@@ -95,7 +58,7 @@ def merge_state(state: RunState, job: dict | None, states: dict | None) -> RunVi
     ended: cancelled, or lost (the scheduler ended it and it wrote no record; a job the
     scheduler does not know at all is lost too).
     """
-    if state.status in ("done", "failed"):
+    if state.status in FINISHED:
         return RunView(state.status, record=state.record, job=job, log=(state.record or {}).get("log"))
     fallback = RunView(state.status, running=state.running, job=job,
                        log=(state.running or {}).get("log"))
@@ -154,10 +117,10 @@ def run_views(store: Store, specs) -> SuiteView:
     between the two is never mistaken for one that ended without a record.
     """
     specs = list(specs)
-    launches, warnings = read_launches(store)
+    launches, warnings = store.read_launches()
     scan = store.scan(specs)
     warnings = scan.warnings + warnings
-    open_runs = [spec.run_id for spec in specs if scan.states[spec.run_id].status not in ("done", "failed")]
+    open_runs = [spec.run_id for spec in specs if scan.states[spec.run_id].status not in FINISHED]
     jobs = latest_jobs(launches, open_runs)
     states, problem = query_scheduler(jobs)
     if problem:

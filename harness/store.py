@@ -1,9 +1,12 @@
-"""The results layout: results/<suite>/<run_id>/record.json, written atomically.
+"""The results folder, read and written: results/<suite>/<run_id>/record.json, written
+atomically; every name in it, the statuses and the record's checks are ``harness.record``'s.
+Records are read only here: ``scan`` (planned runs), ``read_record``, ``inspect_record``
+(`show`), ``records_in`` (any record of a folder: `compare`, `plan --estimate`).
 
 A record is trusted only when it parses, names the run id of its folder, and its
 spec is the planned config of that run (keys at their default may be absent: a key
 added since keeps old records valid); anything else in the folder is named in a
-warning and otherwise ignored, never a crash.
+warning (a ``ScanWarning``) and otherwise ignored, never a crash.
 
 A worker holds an exclusive ``flock`` on ``running.lock`` for its whole life and
 writes ``running.json`` beside it; a run is "running" only while that lock is held, so
@@ -43,20 +46,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import families
+from harness import HarnessError, families
 from harness.keys import REQUIRED
+from harness.record import (
+    CACHE_DIR,
+    FIGURE_SUFFIX,
+    FINISHED,
+    KNOWN_FILES,
+    LAUNCHES,
+    RECORD,
+    RUN_ID,
+    RUN_LOG,
+    RUNNING,
+    RUNNING_LOCK,
+    family_of,
+    folder_problem,
+    parse,
+    unreadable,
+)
+from harness.record import problem as record_problem
 from harness.spec import identity_config
 
-RECORD = "record.json"
-RUNNING = "running.json"
-RUNNING_LOCK = "running.lock"
-RUN_LOG = "run.log"
-RUN_ID = re.compile(r"^[0-9a-f]{12}$")
-# What may sit in results/<suite>/ besides run folders: reports, their figures, launches.
-KNOWN_FILES = {"REPORT.md", "report.csv", "report.tex", "report.json", ".submitit", "launches", "rounds.json"}
-KNOWN_SUFFIXES = (".png",)
-STATUSES = ("done", "failed", "running", "pending")
-CACHE_DIR = ".cache"
 CACHE_ENV = "HARNESS_STORE_CACHE"  # "off" (or 0, no, false): parse every record, write no cache
 
 
@@ -95,7 +105,7 @@ class RunState:
 
     def __init__(self, status: str, record: dict | None = None, running: dict | None = None, load=None,
                  components: list | None = None):
-        self.status = status  # one of STATUSES
+        self.status = status  # one of harness.record.STORE_STATUSES
         self.running = running
         self._record, self._load, self._components = record, load, components
 
@@ -125,10 +135,28 @@ def component_summary(record: dict | None) -> list:
             for key, part in parts.items() if isinstance(part, dict) and {"name", "version", "digest"} <= set(part)]
 
 
+class ScanWarning(str):
+    """Something in a results folder the store ignored: ``kind`` (FOREIGN: not a run folder;
+    REJECTED: a record not trusted, the run treated as having none; LAUNCH: a damaged launch
+    record), the ``path`` at fault, and the ``message``. A str (``"<path>: <message>"``, the
+    text printed): whatever prints, joins or serialises warnings is unchanged; code that
+    picks some out filters on ``kind``."""
+
+    FOREIGN, REJECTED, LAUNCH = "foreign", "rejected", "launch"
+
+    def __new__(cls, kind: str, path, message: str):
+        warning = super().__new__(cls, f"{path}: {message}")
+        warning.kind, warning.path, warning.message = kind, str(path), message
+        return warning
+
+    def __reduce__(self):
+        return ScanWarning, (self.kind, self.path, self.message)
+
+
 @dataclass
 class Scan:
     states: dict = field(default_factory=dict)  # run_id -> RunState for planned runs
-    warnings: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)  # ScanWarning
     unplanned: int = 0  # valid-looking run folders not in the current plan
 
 
@@ -146,6 +174,15 @@ class Store:
 
     def log_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / RUN_LOG
+
+    def writable(self) -> bool:
+        """Whether this process may write into the suite's folder (or create it): not on a
+        read-only mount or in a colleague's folder, where the commands that read (`plan`,
+        `status`, `report`, `compare`, `show`) write nothing there."""
+        folder = self.dir
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return os.access(folder, os.W_OK)
 
     def write_record(self, record: dict) -> Path:
         path = self.record_path(record["run_id"])
@@ -186,14 +223,29 @@ class Store:
         path = self.record_path(run_id)
         if not path.exists():
             return None, None
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            return None, _rejected(path, _unreadable(error))
-        problem = _record_problem(record, run_id, config, families.get(family))
+        record, problem = _read_json(path)
+        problem = problem or record_problem(record, run_id, config, families.get(family))
         if problem:
             return None, _rejected(path, problem)
         return record, None
+
+    def inspect_record(self, run_id: str) -> tuple[dict | None, str | None]:
+        """What `show` needs: the record (trusted or not, as long as it is a JSON object; None
+        when absent) and why it is not trusted (None when it is), checked against the family
+        it names and no planned config."""
+        path = self.record_path(run_id)
+        if not path.exists():
+            return None, None
+        raw, problem = _read_json(path)
+        if problem:
+            return None, f"{path}: {problem}"
+        found = raw if isinstance(raw, dict) else None
+        try:
+            family = families.get(family_of(raw) if found else families.DEFAULT)
+        except HarnessError as error:  # a family no plugin provides here
+            return found, str(error)
+        problem = record_problem(raw, run_id, None, family)
+        return (raw, None) if not problem else (found, _rejected(path, problem))
 
     def scan(self, specs) -> Scan:
         """The state of every planned run, plus warnings about anything damaged or foreign."""
@@ -228,10 +280,11 @@ class Store:
         for entry in entries:
             is_dir = entry.is_dir()
             if entry.name in KNOWN_FILES or entry.name.startswith(".") and is_dir or \
-                    entry.name.endswith(KNOWN_SUFFIXES) and not is_dir:
+                    entry.name.endswith(FIGURE_SUFFIX) and not is_dir:
                 continue
             if not (is_dir and RUN_ID.match(entry.name)):
-                scan.warnings.append(f"{self.dir / entry.name}: not a run folder of this harness; ignored")
+                scan.warnings.append(ScanWarning(ScanWarning.FOREIGN, self.dir / entry.name,
+                                                 "not a run folder of this harness; ignored"))
             elif entry.name in planned:
                 present.add(entry.name)
             elif os.path.exists(os.path.join(entry.path, RECORD)):
@@ -266,7 +319,7 @@ class Store:
         except FileNotFoundError:
             return None, None
         except OSError as error:
-            return None, _rejected(path, _unreadable(error))
+            return None, _rejected(path, unreadable(error))
         record, problem = _checked(data, run_id, spec.config, family)
         if cache is not None and read_key is not None:
             cache.put(run_id, read_key, family, record, problem)
@@ -291,14 +344,62 @@ class Store:
         return self._running_info(run_id)
 
     def _running_info(self, run_id: str) -> dict | None:
-        path = self.run_dir(run_id) / RUNNING
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        if not isinstance(info, dict) or not _lock_held(self.run_dir(run_id) / RUNNING_LOCK):
+        info = self.running_marker(run_id)
+        if info is None or not _lock_held(self.run_dir(run_id) / RUNNING_LOCK):
             return None  # its worker died without a record: the run is pending again
         return info
+
+    def running_marker(self, run_id: str) -> dict | None:
+        """The run's running marker as its worker last wrote it (whether or not the worker
+        still holds the lock), or None."""
+        try:
+            info = json.loads((self.run_dir(run_id) / RUNNING).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    # -- launch records: results/<suite>/launches/<launch id>.json
+
+    def launches_dir(self) -> Path:
+        return self.dir / LAUNCHES
+
+    def write_launch(self, launch: dict) -> Path:
+        path = self.launches_dir() / f"{launch['launch_id']}.json"
+        write_json_atomic(path, launch)
+        return path
+
+    def read_launches(self) -> tuple[list[dict], list[ScanWarning]]:
+        """Every launch record of the suite, oldest first, and warnings about damaged ones."""
+        launches, warnings = [], []
+        folder = self.launches_dir()
+        if not folder.is_dir():
+            return launches, warnings
+        for path in sorted(folder.glob("*.json")):
+            try:
+                launch = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+                warnings.append(ScanWarning(ScanWarning.LAUNCH, path, f"unreadable launch record ({type(error).__name__}); ignored"))
+                continue
+            if not isinstance(launch, dict) or not isinstance(launch.get("runs"), dict):
+                warnings.append(ScanWarning(ScanWarning.LAUNCH, path, "not a launch record; ignored"))
+                continue
+            launches.append(launch)
+        launches.sort(key=lambda launch: (str(launch.get("created", "")), str(launch.get("launch_id", ""))))
+        return launches, warnings
+
+
+def records_in(folder: Path):
+    """Every record of a results folder (``results/<suite>``) whatever the plan, for `compare`
+    and `plan --estimate` (a planned run's record is read by ``Store.scan``): per run folder
+    holding a record file, in name order, (run id, the file, the record or None, why it is not
+    a record of its folder or None)."""
+    for entry in sorted(folder.iterdir()):
+        path = entry / RECORD
+        if not (RUN_ID.match(entry.name) and path.is_file()):
+            continue
+        record, problem = _read_json(path)
+        problem = problem or folder_problem(record, entry.name)
+        yield entry.name, path, None if problem else record, problem
 
 
 def _lock_held(path: Path) -> bool:
@@ -319,22 +420,6 @@ def _lock_held(path: Path) -> bool:
     return False
 
 
-def _record_problem(record, run_id: str, config: dict | None, family) -> str | None:
-    if not isinstance(record, dict):
-        return "not a record (not a JSON object)"
-    if record.get("run_id") != run_id:
-        return f"claims run id {record.get('run_id')!r} but sits in folder {run_id}"
-    if record.get("status") not in ("done", "failed"):
-        return f"has status {record.get('status')!r}"
-    if config is not None:
-        spec = record.get("spec")
-        if not isinstance(spec, dict) or identity_config(family, spec) != identity_config(family, json.loads(json.dumps(config))):
-            return "its spec differs from the planned run"
-    if record["status"] == "done":
-        return family.metrics_problem(record.get("metrics"))
-    return None
-
-
 # ---------------------------------------------------------------- reading records
 
 
@@ -342,12 +427,17 @@ def cache_enabled() -> bool:
     return os.environ.get(CACHE_ENV, "on").strip().lower() not in ("off", "0", "no", "false")
 
 
-def _rejected(path, problem: str) -> str:
-    return f"{path}: {problem}; treated as missing"
+def _rejected(path, problem: str) -> ScanWarning:
+    return ScanWarning(ScanWarning.REJECTED, path, f"{problem}; treated as missing")
 
 
-def _unreadable(error: Exception) -> str:
-    return f"unreadable or truncated ({type(error).__name__})"
+def _read_json(path) -> tuple[object, str | None]:
+    """(the file's JSON value, None), or (None, why it cannot be read)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return None, unreadable(error)
+    return parse(data)
 
 
 def file_key(stat: os.stat_result) -> tuple:
@@ -371,11 +461,8 @@ def _read_stable(path) -> tuple[bytes, tuple | None]:
 
 def _checked(data: bytes, run_id: str, config: dict, family) -> tuple[dict | None, str | None]:
     """(record with its samples as arrays, None) when valid, else (None, the problem)."""
-    try:
-        record = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return None, _unreadable(error)
-    problem = _record_problem(record, run_id, config, family)
+    record, problem = parse(data)
+    problem = problem or record_problem(record, run_id, config, family)
     if problem:
         return None, problem
     return with_sample_arrays(record, family), None
@@ -473,7 +560,7 @@ class RecordCache:
             if entry[PROBLEM] is not None:
                 return (None, entry[PROBLEM]) if isinstance(entry[PROBLEM], str) else None
             status, components = entry[SUMMARY]
-            if status in ("done", "failed") and isinstance(components, list) and not added and self._present(entry[SEG]):
+            if status in FINISHED and isinstance(components, list) and not added and self._present(entry[SEG]):
                 load = lambda: self._entry_record(run_id, entry, fallback)
                 return RunState(status, load=load, components=components), None
         except (TypeError, ValueError, IndexError, KeyError, AttributeError):
@@ -547,7 +634,7 @@ class RecordCache:
             record = marshal.loads(buffer[position:end])
         except (EOFError, ValueError, TypeError):
             return None
-        if not isinstance(record, dict) or record.get("status") not in ("done", "failed"):
+        if not isinstance(record, dict) or record.get("status") not in FINISHED:
             return None
         metrics = record.get("metrics")
         if arrays and not isinstance(metrics, dict):
@@ -583,6 +670,8 @@ class RecordCache:
         another process is saving, or when the folder cannot be written."""
         if not self.added and not self.stale:
             return
+        if not os.access(self.folder.parent, os.W_OK):
+            return  # a read-only results folder: its cache is read, never written
         try:
             self.folder.mkdir(exist_ok=True)
             ignore = self.folder / ".gitignore"
@@ -729,7 +818,7 @@ def family_fingerprint(family) -> str:
     keys = sorted((name, "required" if key.default is REQUIRED else repr(key.default)) for name, key in family.keys.items())
     metrics = [(metric.name, metric.samples) for metric in family.metrics]
     code = [_code_text(function.__code__) for function in
-            (_record_problem, identity_config, type(family).metrics_problem, with_sample_arrays, _sample_array)]
+            (record_problem, identity_config, type(family).metrics_problem, with_sample_arrays, _sample_array)]
     text = repr((CACHE_FORMAT, family.name, family.version, type(family).__qualname__, keys, metrics, code))
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from harness import HarnessError
 from harness import rounds as state_file
+from harness.record import FINISHED
 from harness.spec import expand
 
 ALPHA = 0.05
@@ -163,7 +164,7 @@ def report_section(suite, store, specs) -> str:
 
     state = state_file.load(store)
     scan = store.scan(specs)
-    finished = {spec.run_id for spec in specs if scan.states[spec.run_id].status in ("done", "failed")}
+    finished = {spec.run_id for spec in specs if scan.states[spec.run_id].status in FINISHED}
     count = complete_rounds(state, specs, finished)
     if count == 0:
         return "\n## Sequential seeds\n\nThe grid's runs (round 0) have not all finished: no look yet.\n"
@@ -209,7 +210,7 @@ def status_lines(suite, store, specs, views) -> list[str]:
 
 
 def waiting_text(mine, views, is_open: bool, ended, reason) -> str:
-    pending = [spec for spec in mine if views[spec.run_id].status not in ("done", "failed")]
+    pending = [spec for spec in mine if views[spec.run_id].status not in FINISHED]
     if pending:
         jobs = [f"{views[s.run_id].job['job_id']} {views[s.run_id].status}" for s in pending if views[s.run_id].job]
         return f"waits for its {len(pending)} runs" + (f" (jobs {', '.join(jobs[:6])})" if jobs else " (not dispatched)")

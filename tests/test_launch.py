@@ -257,8 +257,8 @@ def test_local_launches_keep_the_store_view():
 
 
 def write_launch_record(store, launch_id, cluster, runs, created):
-    return launch.write_launch(store, {"launch_id": launch_id, "cluster": cluster, "created": created,
-                                       "job_name": launch.job_name(store.suite, launch_id), "runs": runs})
+    return store.write_launch({"launch_id": launch_id, "cluster": cluster, "created": created,
+                                "job_name": launch.job_name(store.suite, launch_id), "runs": runs})
 
 
 def test_status_combines_records_launches_and_one_scheduler_query(tmp_path, results, monkeypatch, capsys):

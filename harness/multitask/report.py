@@ -36,7 +36,7 @@ from harness.report.columns import (
     mean_json,
 )
 from harness.report.document import comparison_json
-from harness.report.figures import figures_or_warning
+from harness.report.figures import figures_folder, figures_or_warning
 from harness.report.generic import resolve_options
 from harness.report.model import Report
 from harness.report.paired import notes as comparison_notes
@@ -315,5 +315,5 @@ def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> t
     options = resolve_options(suite, fmt, options)
     report = compute(suite, store, options)
     if options["plots"]:
-        report.figures, report.problems = figures_or_warning(lambda: draw_figures(report, store.dir))
+        report.figures, report.problems = figures_or_warning(lambda: draw_figures(report, figures_folder(store, options)))
     return RENDER[fmt](report), report_warnings(report.scan) + report.problems

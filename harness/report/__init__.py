@@ -21,7 +21,7 @@ The line, one module each:
   (``Family.report``: ``build(suite, store, fmt, options) -> (text, warnings)``, its module
   declaring ``FORMATS``) and build on these pieces, as the multi-task and RL reports do.
 """
+from harness.record import REPORT_FILES
 from harness.report.generic import FORMATS, build
-from harness.report.shared import REPORT_FILES
 
 __all__ = ["FORMATS", "REPORT_FILES", "build"]

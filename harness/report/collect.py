@@ -9,9 +9,10 @@ from pathlib import PurePath
 import pandas as pd
 
 from harness import families
-from harness.report.shared import REPORT_FILES, first_line, group_keys
+from harness.record import FIGURE_SUFFIX, REPORT_FILES, STORE_STATUSES
+from harness.report.shared import first_line, group_keys
 from harness.spec import expand
-from harness.store import gc_paused
+from harness.store import ScanWarning, gc_paused
 
 
 def collect(suite, store, row=None, specs=None):
@@ -73,21 +74,16 @@ def cost_fields(suite):
     return fields
 
 
-FOREIGN = ": not a run folder of this harness; ignored"
-
-
 def report_warnings(scan) -> list[str]:
     """The store's warnings, less those about the report's own files (REPORT.md and its
     siblings, the plots): a report regenerates to the same text whatever was there."""
-    def own(warning: str) -> bool:
-        if not warning.endswith(FOREIGN):
-            return False
-        name = PurePath(warning[: -len(FOREIGN)]).name
-        return name in REPORT_FILES.values() or name.endswith(".png")
+    def own(warning) -> bool:
+        name = PurePath(warning.path).name
+        return warning.kind == ScanWarning.FOREIGN and (name in REPORT_FILES.values() or name.endswith(FIGURE_SUFFIX))
 
     return [w for w in scan.warnings if not own(w)]
 
 
 def counts(runs) -> dict:
     found = runs["status"].value_counts().to_dict() if len(runs) else {}
-    return {status: int(found.get(status, 0)) for status in ("done", "failed", "running", "pending")}
+    return {status: int(found.get(status, 0)) for status in STORE_STATUSES}

@@ -5,6 +5,7 @@ only when matplotlib is there. The PNGs go beside the report (``harness.report.p
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from harness.report import plots
 from harness.report.cells import grouped
@@ -57,12 +58,21 @@ def cost_point(cell, column: str) -> plots.Point:
                        float(reported) if reported is not None and math.isfinite(reported) else None)
 
 
+def figures_folder(store, options: dict) -> Path:
+    """Where a report draws its figures: ``options["figures_dir"]`` (beside ``report --out``
+    when the results folder is read-only), else the suite's results folder."""
+    return Path(options["figures_dir"]) if options.get("figures_dir") else store.dir
+
+
 def figures_or_warning(draw) -> tuple[list[dict], list[str]]:
-    """The figures ``draw()`` makes; none, and a warning, when matplotlib is not installed
-    (a report must not fail at the end of a long ``harness run`` for want of plots)."""
+    """The figures ``draw()`` makes; none, and a warning, when matplotlib is not installed or
+    the folder cannot be written (a report must not fail at the end of a long ``harness
+    run`` for want of plots)."""
     try:
         return draw(), []
     except ModuleNotFoundError as error:
         if (error.name or "").split(".")[0] != "matplotlib":
             raise
         return [], ["plots skipped: matplotlib is not installed (pip install matplotlib; or --no-plots)"]
+    except OSError as error:  # a read-only folder that os.access took for writable (root, NFS)
+        return [], [f"plots skipped: {error.filename or 'a figure'} cannot be written ({error.strerror or error})"]

@@ -7,14 +7,15 @@ figures and the format asked for.
 from __future__ import annotations
 
 from harness import HarnessError, families
+from harness.record import REPORT_FILES
 from harness.report import claims, document, latex, markdown, selected, tidy
 from harness.report.cells import build as build_cells
 from harness.report.cells import done_rows, run_costs
 from harness.report.collect import collect, report_warnings
-from harness.report.figures import cost_figure, figures_or_warning
+from harness.report.figures import cost_figure, figures_folder, figures_or_warning
 from harness.report.model import Report, Section
 from harness.report.paired import Pairing, compare
-from harness.report.shared import REPORT_FILES, comparison_keys, group_keys
+from harness.report.shared import comparison_keys, group_keys
 from harness.report.verdicts import judge_best, judge_reported, suite_margin
 
 FORMATS = tuple(REPORT_FILES)
@@ -67,7 +68,7 @@ def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> t
     """The report text in the given format (``FORMATS``), and the store's warnings.
 
     ``options``: ``plots`` (default: on for markdown) draws the figures into ``store.dir``
-    and links them; ``baseline`` (default: the suite's) adds the paired comparisons;
+    (``figures_dir`` when given) and links them; ``baseline`` (default: the suite's) adds the paired comparisons;
     ``shared_by`` (default ``harness.report.paired.pairing_keys``) the config keys two
     runs of one seed must agree on to be paired; ``specs``, the suite's runs when the caller has expanded them already."""
     options = resolve_options(suite, fmt, options)
@@ -75,5 +76,6 @@ def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> t
     if options["plots"]:
         headline = report.sections[0]
         report.figures, report.problems = figures_or_warning(
-            lambda: [f for f in [cost_figure(suite.name, headline.cells, report.keys, store.dir, headline.metric)] if f])
+            lambda: [f for f in [cost_figure(suite.name, headline.cells, report.keys, figures_folder(store, options),
+                                             headline.metric)] if f])
     return RENDER[fmt](report), report_warnings(report.scan) + report.problems

@@ -5,6 +5,7 @@ that define every interval and rule, the comparisons with the baseline, the figu
 """
 from __future__ import annotations
 
+from harness.record import STORE_STATUSES
 from harness.report import claims, selected
 from harness.report.collect import report_warnings
 from harness.report.columns import CELL_COLUMNS, COMPARISON_COLUMNS, Table, shown
@@ -19,7 +20,7 @@ def header_lines(suite, runs) -> list[str]:
     if suite.description:
         lines += [suite.description.strip(), ""]
     counts = runs["status"].value_counts().to_dict() if len(runs) else {}
-    lines.append("Runs: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("done", "failed", "running", "pending")))
+    lines.append("Runs: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STORE_STATUSES))
     return lines + [""]
 
 

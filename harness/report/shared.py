@@ -12,8 +12,6 @@ import math
 from harness import families
 from harness.report.plots import file_name
 
-REPORT_FILES = {"markdown": "REPORT.md", "csv": "report.csv", "latex": "report.tex", "json": "report.json"}
-
 # -- keys -----------------------------------------------------------------------------
 
 

@@ -43,7 +43,7 @@ from harness.report.columns import (
     fields,
     mean_fields,
 )
-from harness.report.figures import figures_or_warning
+from harness.report.figures import figures_folder, figures_or_warning
 from harness.report.generic import resolve_options
 from harness.report.model import Report, Section
 from harness.report.paired import Pairing, compare
@@ -334,6 +334,6 @@ def build(suite, store, fmt: str = "markdown", options: dict | None = None) -> t
     if fmt == "csv":
         return render_csv(report), report_warnings(report.scan)
     if options["plots"] and report.done:
-        report.figures, report.problems = figures_or_warning(lambda: figures(report, store.dir))
+        report.figures, report.problems = figures_or_warning(lambda: figures(report, figures_folder(store, options)))
     return render_markdown(report, bool(options.get("per_task"))), report_warnings(report.scan) + report.problems
 
