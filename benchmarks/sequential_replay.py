@@ -100,7 +100,8 @@ def replay(suite, store: Store, first: int, step: int, max_seeds: int):
     specs = list(expand(suite))
     while True:
         decisions = decisions_of(suite, store, specs, state)
-        found = rounds.next_additions(decisions, rounds.seeds_by_cell(specs, decisions.keys), step, max_seeds)
+        have = rounds.seeds_by_cell(specs, decisions.keys, suite.select, decisions.chosen)
+        found = rounds.next_additions(decisions, have, step, max_seeds)
         if not found:
             return state, decisions, specs
         rounds.add_round(state, found, step, {})

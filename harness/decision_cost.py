@@ -161,7 +161,7 @@ def per_seed_cost(suite, specs, cells: list, finished) -> tuple[float | None, fl
 def plans(suite, specs, decisions, per_round: int, finished, seed: int = 0) -> list[Plan]:
     """A plan for every open reported cell and claim of ``decisions``."""
     rng = np.random.default_rng(seed)
-    planned = rounds.seeds_by_cell(specs, decisions.keys)
+    planned = rounds.seeds_by_cell(specs, decisions.keys, suite.select, decisions.chosen)
     found = []
     for d in decisions.cells:
         if not d.open:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
@@ -130,6 +130,7 @@ class Decisions:
     keys: list  # the report's keys naming a cell
     cells: list
     claims: list
+    chosen: dict = field(default_factory=dict)  # with a suite's select: cell id -> the chosen values of its over axes
 
     @property
     def open(self) -> bool:
@@ -143,7 +144,14 @@ def decide_looks(suite, store, looks: list, max_seeds: int, alpha: float = ALPHA
     cells = [cell_decision(models, cell, max_seeds, alpha) for section in models[-1].sections for cell in section.cells
              if cell.reported is not None and cell.reported.margin is not None]
     claims = claim_decisions(models, max_seeds, alpha)
-    return Decisions(max_seeds, len(looks), list(models[-1].keys), cells, claims)
+    return Decisions(max_seeds, len(looks), list(models[-1].keys), cells, claims, chosen_values(models[-1]))
+
+
+def chosen_values(model) -> dict:
+    """{cell id: the chosen values of the over axes} of the cells a suite's select chose in (per mean)."""
+    selection = getattr(model, "selection", None)
+    return {tuple((k, choice.cell[k]) for k in model.keys): dict(choice.chosen)
+            for choice in (selection.choices if selection is not None else []) if choice.chosen}
 
 
 def _growing(values: list) -> list[int]:
