@@ -16,20 +16,31 @@ Printed for each schedule: each claim's sequential verdict, the look and the see
 it used in its claim cell, the fixed-sample verdict of all 10 seeds (the report's), whether
 they agree, and the runs and training hours the rounds used against all 120 runs.
 
-    python benchmarks/sequential_replay.py [--first 3] [--step 1 2] [--max-seeds 10]
+Printed first (``--expected-suites`` simulated suites each; 0: not printed): the rule's
+expected seeds at the null (the truth on the margin) and at the alternative (truth 0), for
+a reproduction (3-seed paper, seed sd 0.7, margin 2.5) and a one-part not-worse claim
+(per-seed differences of sd 1, margin 1), at several schedules.
+
+    python benchmarks/sequential_replay.py [--first 3] [--step 1 2] [--max-seeds 10] [--expected-suites 4000]
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import math
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from harness import rounds, yamlfile
+from harness.decision_cost import simulate_claim
 from harness.report.sequential import report_model
+from harness.sequential import plan_sequential
+from harness.sequential import rounds as schedule
+from harness.simulation import Scenario
 from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
@@ -100,7 +111,8 @@ def replay(suite, store: Store, first: int, step: int, max_seeds: int):
     specs = list(expand(suite))
     while True:
         decisions = decisions_of(suite, store, specs, state)
-        found = rounds.next_additions(decisions, rounds.seeds_by_cell(specs, decisions.keys), step, max_seeds)
+        have = rounds.seeds_by_cell(specs, decisions.keys, suite.select, decisions.chosen)
+        found = rounds.next_additions(decisions, have, step, max_seeds)
         if not found:
             return state, decisions, specs
         rounds.add_round(state, found, step, {})
@@ -111,12 +123,34 @@ def train_hours(store: Store, specs) -> float:
     return sum(json.loads(store.record_path(spec.run_id).read_text())["timing"]["train_seconds"] for spec in specs) / 3600
 
 
+SCHEDULES = [schedule(3, 1, 10), schedule(3, 2, 10), schedule(2, 2, 20), schedule(5, 5, 20)]
+
+
+def expected_seeds_table(schedules=SCHEDULES, suites: int = 4000) -> list[str]:
+    """Expected seeds of the rule at the null and at the alternative (see the module)."""
+    lines = ["schedule | reproduction: null, alternative | claim: null, alternative (expected seeds)"]
+    for looks in schedules:
+        null = plan_sequential(Scenario(0.7, 0.2, 3, truth=2.5), 2.5, looks, suites=suites).expected_seeds
+        alternative = plan_sequential(Scenario(0.7, 0.2, 3), 2.5, looks, suites=suites).expected_seeds
+        claim = []
+        for truth in (-1.0, 0.0):
+            draws = truth + np.random.default_rng(0).standard_normal((suites, looks[-1], 1))
+            claim.append(float(np.asarray(looks)[simulate_claim(draws, looks, -1.0, math.inf)[0]].mean()))
+        lines.append(f"{' '.join(map(str, looks))} | {null:.1f}, {alternative:.1f} | {claim[0]:.1f}, {claim[1]:.1f}")
+    return lines
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--first", type=int, default=3, help="seeds of the first round (default 3)")
     parser.add_argument("--step", type=int, nargs="+", default=[1, 2], help="seeds per later round (default: 1, then 2)")
     parser.add_argument("--max-seeds", type=int, default=ALL_SEEDS, help="at most (default 10: all committed)")
+    parser.add_argument("--expected-suites", type=int, default=4000,
+                        help="simulated suites of the expected-seeds table (0: not printed)")
     args = parser.parse_args(argv)
+    if args.expected_suites:
+        print(f"Expected seeds of the rule ({args.expected_suites} simulated suites each):")
+        print("\n".join(expected_seeds_table(SCHEDULES, args.expected_suites)) + "\n")
     records = committed()
     assert len(records) == 120 and len({method for method, _ in records}) == 12, len(records)
     with tempfile.TemporaryDirectory(prefix="sequential-replay-") as folder:

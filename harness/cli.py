@@ -564,8 +564,8 @@ def run_until_decided(args) -> None:
             raise LaunchFailed()
         decisions = decisions_of(suite, store, specs, state)
         print_look(decisions, number)
-        found = state_file.next_additions(decisions, state_file.seeds_by_cell(specs, decisions.keys), per_round,
-                                          max_seeds)
+        have = state_file.seeds_by_cell(specs, decisions.keys, suite.select, decisions.chosen)
+        found = state_file.next_additions(decisions, have, per_round, max_seeds)
         look = look_dict(decisions)
         if not found:
             state["finished"] = {"created": state_file.now(), "look": look}
@@ -658,6 +658,14 @@ def _write_report(suite, store, fmt: str, out: str | None, echo: bool, specs=Non
         from harness.until_decided import report_section
 
         text += report_section(suite, store, specs)
+    if fmt == "json" and specs is not None:
+        from harness.until_decided import report_entry
+
+        entry = report_entry(suite, store, specs)
+        if entry is not None:  # without rounds the report stays byte for byte what its builder wrote
+            from harness.report.shared import dumps
+
+            text = dumps({**json.loads(text), "sequential": entry})
     warn(warnings)
     paths = ([store.dir / REPORT_FILES[fmt]] if writable else []) + ([Path(out)] if out else [])
     for path in dict.fromkeys(paths):

@@ -27,12 +27,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
 from harness import rounds
 from harness.estimate import estimate, seconds_text
 from harness.reproduction import ReportedSide
-from harness.sequential import boundaries, decide, simulate_sequential
+from harness.sequential import decide, simulate_sequential
+from harness.sequential_t import t_levels
 from harness.simulation import Scenario, Suites
 from harness.tables import markdown_table
 from harness.tost import INCONCLUSIVE, region_p_values
@@ -130,7 +130,7 @@ def simulate_claim(draws, looks, low: float, high: float, alpha: float = ALPHA):
     part's per-seed difference in the metric's direction, in seed order; the claim says
     every part lies in (low, high). At each look: the paired t of each part (as the report's
     claims test it), the intersection's p (the largest part's) and its refute p (Holm's
-    smallest adjusted), against the look's level. (look index, verdict code, reason) per suite."""
+    smallest adjusted), against the look's level (``harness.sequential_t``). (look index, verdict code, reason) per suite."""
     draws = np.asarray(draws, dtype=float)
     suites, max_seeds, parts = draws.shape
     support, refute = [], []
@@ -139,7 +139,7 @@ def simulate_claim(draws, looks, low: float, high: float, alpha: float = ALPHA):
         p_support, p_refute = region_p_values(x.mean(axis=1), x.std(axis=1, ddof=1) / math.sqrt(k), k - 1.0, low, high)
         support.append(p_support.max(axis=1))
         refute.append(np.minimum(1.0, parts * p_refute.min(axis=1)))  # Holm's smallest adjusted p over the parts
-    levels = special.ndtr(-boundaries([k / max_seeds for k in looks], alpha))
+    levels = t_levels(looks, max_seeds, alpha)
     return decide(np.stack(support, axis=1), np.stack(refute, axis=1), np.zeros((suites, len(looks)), dtype=bool),
                   levels, looks[-1] == max_seeds)
 
@@ -161,7 +161,7 @@ def per_seed_cost(suite, specs, cells: list, finished) -> tuple[float | None, fl
 def plans(suite, specs, decisions, per_round: int, finished, seed: int = 0) -> list[Plan]:
     """A plan for every open reported cell and claim of ``decisions``."""
     rng = np.random.default_rng(seed)
-    planned = rounds.seeds_by_cell(specs, decisions.keys)
+    planned = rounds.seeds_by_cell(specs, decisions.keys, suite.select, decisions.chosen)
     found = []
     for d in decisions.cells:
         if not d.open:

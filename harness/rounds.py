@@ -28,7 +28,9 @@ must stay paired by seed (the cells of an open claim cell, both sides, and throu
 every cell linked to those) get the very same seeds: the first ``seeds_per_round`` of the
 seeds some of them have and others lack (so that they catch up: one may have had rounds
 of its own before), then of the integers after the largest seed among them. A cell never
-goes past ``max_seeds`` seeds.
+goes past ``max_seeds`` seeds. Cells are the report's (``seeds_by_cell``): with a suite's
+``select``, the chosen configuration's runs on the seeds it reports, and the new seeds
+go to that configuration.
 """
 from __future__ import annotations
 
@@ -174,11 +176,21 @@ def cell_id(key: dict) -> tuple:
     return tuple(key.items())
 
 
-def seeds_by_cell(specs, keys: list[str]) -> dict[tuple, set]:
-    """Each cell's planned seeds (cells by the report's keys)."""
+def seeds_by_cell(specs, keys: list[str], select=None, chosen: dict | None = None) -> dict[tuple, set]:
+    """Each cell's planned seeds, cells by the report's ``keys`` (with a suite's ``select``:
+    its keys less the ``over`` axes, ``harness.report.selected``). With ``select``, the
+    seeds are those of the runs a cell reports: not its selection runs (the selection seeds
+    not among the confirmation seeds; a suite that does not confirm reports them), and,
+    where ``chosen`` gives a cell's chosen values ({cell: {over axis: value}}), only the
+    chosen configuration's runs."""
+    selection_only = set(select.seeds) - set(select.confirm) if select is not None and select.confirm else set()
     found: dict[tuple, set] = {}
     for spec in specs:
-        found.setdefault(tuple((k, spec.config.get(k)) for k in keys), set()).add(spec.config["seed"])
+        cell = tuple((k, spec.config.get(k)) for k in keys)
+        values = _lookup(chosen or {}, cell, None)
+        if spec.config["seed"] in selection_only or (values and any(spec.config.get(a) != v for a, v in values.items())):
+            continue
+        found.setdefault(cell, set()).add(spec.config["seed"])
     return found
 
 
@@ -217,16 +229,17 @@ def paired_sets(decisions) -> list[list[tuple]]:
     return list(sets.values())
 
 
-def _lookup(seeds: dict[tuple, set], cell: tuple) -> set:
-    """A cell's planned seeds; the report's key values compare equal to the configs' (1.0 == 1)."""
-    if cell in seeds:
-        return seeds[cell]
-    return next((found for key, found in seeds.items() if key == cell), set())
+def _lookup(by_cell: dict, cell: tuple, missing=frozenset()):
+    """A cell's entry; the report's key values compare equal to the configs' (1.0 == 1)."""
+    if cell in by_cell:
+        return by_cell[cell]
+    return next((found for key, found in by_cell.items() if key == cell), missing)
 
 
 def next_additions(decisions, seeds: dict[tuple, set], per_round: int, max_seeds: int) -> list[dict]:
     """The next round's {"cell", "seeds"} (see the module); [] when nothing is open or every
-    open cell has max seeds."""
+    open cell has max seeds. A cell chosen by a suite's ``select`` gets its seeds in the
+    chosen configuration: the addition's cell names the chosen values of the ``over`` axes."""
     found = []
     for members in paired_sets(decisions):
         have = [_lookup(seeds, member) for member in members]
@@ -237,7 +250,8 @@ def next_additions(decisions, seeds: dict[tuple, set], per_round: int, max_seeds
         for member, mine in zip(members, have):
             new = [seed for seed in chosen if seed not in mine][:max(max_seeds - len(mine), 0)]
             if new:
-                found.append({"cell": {k: _plain(v) for k, v in member}, "seeds": new})
+                cell = {**dict(member), **(_lookup(decisions.chosen, member, None) or {})}
+                found.append({"cell": {k: _plain(v) for k, v in cell.items()}, "seeds": new})
     return found
 
 

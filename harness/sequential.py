@@ -45,6 +45,7 @@ from harness.reproduction import (
 )
 from harness.seedplan import floor_forbids
 from harness.simulation import Scenario, Suites, simulate
+from harness.spending import obrien_fleming_spending
 from harness.tost import INCONCLUSIVE, REFUTED, SUPPORTED, t_quantile
 
 DECIDED, FLOOR, MAX_SEEDS, CONTINUE = 0, 1, 2, 3
@@ -52,13 +53,6 @@ REASONS = {DECIDED: "decided", FLOOR: "cannot be decided at this margin", MAX_SE
            CONTINUE: "continue"}
 GRID_STEP = 12  # grid points per sd of the next increment
 GRID_REACH = 8.5  # the grid spans +- this many sd of S_j (the mass beyond is below 1e-16)
-
-
-def obrien_fleming_spending(fraction, alpha: float):
-    """alpha(t) = 2 - 2 Phi(z(1 - alpha/2) / sqrt(t)): the one-sided alpha spent by
-    information fraction t (alpha(1) = alpha; almost nothing early)."""
-    fraction = np.asarray(fraction, dtype=float)
-    return 2 * special.ndtr(-special.ndtri(1 - alpha / 2) / np.sqrt(fraction))
 
 
 def _simpson(lower: float, upper: float, step: float) -> tuple[np.ndarray, np.ndarray]:

@@ -50,7 +50,8 @@ def budget(args, suite, specs, state: dict | None) -> tuple[int, int]:
         raise HarnessError(f"--seeds-per-round {per_round}: must be >= 1")
     from harness.report.shared import group_keys
 
-    most = max((len(seeds) for seeds in state_file.seeds_by_cell(specs, group_keys(suite)).values()), default=0)
+    keys = [k for k in group_keys(suite) if suite.select is None or k not in suite.select.over]
+    most = max((len(seeds) for seeds in state_file.seeds_by_cell(specs, keys, suite.select).values()), default=0)
     if max_seeds < most:
         raise HarnessError(f"{source} {max_seeds}: below the {most} seeds a cell of the plan already runs")
     if state is not None and state["max_seeds"] != max_seeds:
@@ -156,19 +157,42 @@ def complete_rounds(state: dict, specs, finished: set) -> int:
     return count
 
 
+RULE_NAME = ("Lan-DeMets O'Brien-Fleming-type alpha spending over k / max seeds on both one-sided tests "
+             "(harness.sequential); claims: spent on their paired t statistics (harness.sequential_t), the suite's "
+             "claims by a sequential Holm")
+
+
+def _looks_so_far(store, specs) -> tuple[dict, int]:
+    """(the rounds' state, the rounds whose runs have all finished)."""
+    state = state_file.load(store)
+    scan = store.scan(specs)
+    finished = {spec.run_id for spec in specs if scan.states[spec.run_id].status in FINISHED}
+    return state, complete_rounds(state, specs, finished)
+
+
 def report_section(suite, store, specs) -> str:
     """The report's 'Sequential seeds' section ("" when the suite never ran rounds)."""
     if not state_file.state_path(store).exists():
         return ""
     from harness.report.sequential import markdown_lines
 
-    state = state_file.load(store)
-    scan = store.scan(specs)
-    finished = {spec.run_id for spec in specs if scan.states[spec.run_id].status in FINISHED}
-    count = complete_rounds(state, specs, finished)
+    state, count = _looks_so_far(store, specs)
     if count == 0:
         return "\n## Sequential seeds\n\nThe grid's runs (round 0) have not all finished: no look yet.\n"
     return "\n".join(markdown_lines(decisions_of(suite, store, specs, state, count))) + "\n"
+
+
+def report_entry(suite, store, specs) -> dict | None:
+    """report.json's "sequential" entry: the decisions at the latest look, as the section
+    shows them (None when the suite never ran rounds; no look yet: no cells, no claims)."""
+    if not state_file.state_path(store).exists():
+        return None
+    from harness.report.sequential import as_dict
+
+    state, count = _looks_so_far(store, specs)
+    if count == 0:
+        return {"rule": RULE_NAME, "max_seeds": state["max_seeds"], "looks": 0, "cells": [], "claims": []}
+    return {"rule": RULE_NAME, **as_dict(decisions_of(suite, store, specs, state, count))}
 
 
 def status_lines(suite, store, specs, views) -> list[str]:
@@ -184,9 +208,9 @@ def status_lines(suite, store, specs, views) -> list[str]:
     if look is None:
         lines.append("  round 0 (the grid): no look yet; the first look comes when its runs have finished")
         return lines
-    last_round = {}
-    for number_, cell, _ in state_file.additions(state):
-        last_round[tuple(cell.items())] = number_
+    added = state_file.additions(state)
+    selection_only = (set(suite.select.seeds) - set(suite.select.confirm)
+                      if suite.select is not None and suite.select.confirm else set())
     cells: dict = {}  # cell id -> [key, verdict text, open, why it stopped]
     for entry in look["cells"]:
         reason = (entry.get("sequential") or {}).get("reason")
@@ -198,15 +222,21 @@ def status_lines(suite, store, specs, views) -> list[str]:
             found = cells.setdefault(tuple(key.items()), [key, "", False, "decided"])
             found[1] += ("; " if found[1] else "") + f"claim {claim['claim']}: {claim['word']}"
             found[2] = found[2] or tuple(key.items()) in opened
-    for cell_id_, (key, verdicts, is_open, reason) in cells.items():
-        mine = [spec for spec in specs if all(spec.config.get(k) == v for k, v in key.items())]
-        done = sum(1 for spec in mine if views[spec.run_id].status == "done")
-        lines.append(f"  {cell_text(key)}: round {last_round.get(cell_id_, 0)}, {done} seeds done of {len(mine)}; "
+    for key, verdicts, is_open, reason in cells.values():
+        # a cell of a suite's select: its reported runs (not its selection runs), its rounds in the chosen values
+        mine = [spec for spec in specs if all(spec.config.get(k) == v for k, v in key.items())
+                and spec.config["seed"] not in selection_only]
+        round_ = max((n for n, cell, _ in added if all(cell.get(k) == v for k, v in key.items())), default=0)
+        lines.append(f"  {cell_text(key)}: round {round_}, {done_count(mine, views)} seeds done of {len(mine)}; "
                      f"{verdicts}; {waiting_text(mine, views, is_open, ended, reason)}")
     for claim in look["claims"]:
         lines.append(f"  claim {claim['claim']}: {claim['seeds']} seeds a side at the latest look, {claim['word']}"
                      + ("" if claim["open"] else f" ({claim['reason']})"))
     return lines
+
+
+def done_count(specs, views) -> int:
+    return sum(1 for spec in specs if views[spec.run_id].status == "done")
 
 
 def waiting_text(mine, views, is_open: bool, ended, reason) -> str:

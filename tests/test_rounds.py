@@ -148,3 +148,38 @@ def test_the_state_is_written_whole_and_read_back(tmp_path):
     assert state["rounds"][0]["launches"] == ["20260101-000000-abcdef"]
     assert state["rounds"][1]["launches"] == ["20260101-000100-abcdef"] and not math.isnan(state["max_seeds"])
     assert [p.name for p in store.dir.iterdir()] == ["rounds.json"]  # no temp file left behind
+
+
+def test_seeds_are_counted_per_report_cell_and_a_selected_cells_in_its_chosen_configuration():
+    """kurin2022: unitary on Multi-MNIST runs seeds 0-9 (the grid) and, in each of its six
+    candidate configurations, the selection seeds 100-102: the report's cell (keys less the
+    select's over axes) reports 10 confirmation seeds, not 13."""
+    from pathlib import Path
+
+    from harness.report.shared import group_keys
+    from harness.until_decided import budget
+
+    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "kurin2022.yaml")
+    specs = list(expand(suite))
+    keys = [k for k in group_keys(suite) if k not in suite.select.over]
+    found = rounds.seeds_by_cell(specs, keys, suite.select)
+    unitary = next(v for k, v in found.items() if dict(k)["method"] == "unitary" and dict(k)["dataset"] == "multi_mnist")
+    assert unitary == set(range(10)) and max(len(v) for v in found.values()) == 10
+    assert len(rounds.seeds_by_cell(specs, group_keys(suite))[next(
+        k for k in rounds.seeds_by_cell(specs, group_keys(suite)) if dict(k)["method"] == "unitary"
+        and dict(k)["dataset"] == "multi_mnist" and dict(k).get("dropout") is True and not dict(k).get("weight_decay"))]) == 13
+
+    class Args:
+        max_seeds, seeds_per_round = 10, 2
+
+    assert budget(Args, suite, specs, None) == (10, 2)  # was refused: "below the 13 seeds a cell ... runs"
+    # the chosen configuration's runs only; its new seeds go to it
+    cell_key = next(k for k in found if dict(k)["method"] == "unitary" and dict(k)["dataset"] == "multi_mnist")
+    chosen = {cell_key: {"weight_decay": 0.001, "dropout": False}}
+    assert rounds._lookup(rounds.seeds_by_cell(specs, keys, suite.select, chosen), cell_key) == set()
+    open_cell = CellDecision(dict(cell_key), "average", 10, None, "inconclusive")
+    decisions = Decisions(12, 1, keys, [open_cell], [], chosen)
+    found_next = rounds.next_additions(decisions, rounds.seeds_by_cell(specs, keys, suite.select, chosen), 2, 12)
+    assert found_next == [{"cell": {**dict(cell_key), "weight_decay": 0.001, "dropout": False}, "seeds": [0, 1]}]
+    configs = rounds.configs_on_seeds(suite, found_next[0]["cell"], [0, 1])
+    assert [(c["seed"], c["weight_decay"], c["dropout"]) for c in configs] == [(0, 0.001, False), (1, 0.001, False)]

@@ -4,11 +4,11 @@ each look, ``harness.decision_cost.simulate_claim``), measured on simulated suit
 expected seeds at the null and at the alternative printed (`pytest -s`), and the replay on
 the committed Multi-MNIST records (benchmarks/sequential_replay.py).
 
-Measured (20,000 suites, a one-part not-worse claim, truth on the margin): each one-sided
-error is 5.0-5.3% with rounds of 5 seeds or from 10 seeds on, 5.5-5.8% when looks come every
-1 or 2 seeds from 2 or 3 seeds: the t quantile at the z boundary's level (the rule's
-approximation) is a little liberal at 1-2 degrees of freedom. Looking at a fixed 5% after
-every round instead: 11-18%.
+Measured (20,000 suites, a one-part not-worse claim, truth on the margin): with the z
+boundaries' nominal levels each one-sided error was 5.2-5.9% (looks every 1 or 2 seeds from
+2 or 3 seeds); with the levels spent on the t statistics (``harness.sequential_t``)
+4.7-5.2%. Five claims on their margins: Holm afresh at each look 5.6%, the sequential Holm
+4.8%. Looking at a fixed 5% after every round instead: 11-18%.
 """
 from __future__ import annotations
 
@@ -18,17 +18,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import special
 
 from harness import claims
 from harness.decision_cost import simulate_claim
-from harness.sequential import decide, plan_sequential, rounds
-from harness.simulation import Scenario
+from harness.sequential import boundaries, decide, rounds
+from harness.sequential_t import sequential_holm, t_levels
 from harness.tost import REFUTED, SUPPORTED, region_p_values
 
-SUITES = 4000
+SUITES = 20000
 MARGIN = 1.0
+ALPHA = 0.05
 SCHEDULES = [rounds(3, 1, 10), rounds(3, 2, 10), rounds(2, 2, 20), rounds(5, 5, 20)]
-LIBERAL = 0.065  # the rule's measured error with looks every seed from 3 (5.8%), and Monte Carlo error
+BOUND = ALPHA + 2 * math.sqrt(ALPHA * (1 - ALPHA) / SUITES)  # alpha and two Monte Carlo s.e.
 
 
 def claim_draws(truth: float, seeds: int, parts: int = 1, seed: int = 0, shared: float = 0.0):
@@ -40,27 +42,16 @@ def claim_draws(truth: float, seeds: int, parts: int = 1, seed: int = 0, shared:
     return truth + math.sqrt(shared) * common + math.sqrt(1 - shared) * own
 
 
-def used(looks, look) -> float:
-    return float(np.asarray(looks)[look].mean())
-
-
-def expected_seeds_table() -> list[str]:
-    """Expected seeds of the rule at the null (truth on the margin) and at the alternative
-    (truth 0), for a reproduction (3-seed paper, sigma 0.7, margin 2.5) and a not-worse claim
-    (per-seed differences sd 1, margin 1), at each schedule."""
-    lines = ["schedule | reproduction: null, alternative | claim: null, alternative (expected seeds)"]
-    scenario = Scenario(0.7, 0.2, 3)
-    for looks in SCHEDULES:
-        null = plan_sequential(Scenario(0.7, 0.2, 3, truth=2.5), 2.5, looks, suites=SUITES).expected_seeds
-        alternative = plan_sequential(scenario, 2.5, looks, suites=SUITES).expected_seeds
-        claim_null = used(looks, simulate_claim(claim_draws(-MARGIN, looks[-1]), looks, -MARGIN, math.inf)[0])
-        claim_alt = used(looks, simulate_claim(claim_draws(0.0, looks[-1]), looks, -MARGIN, math.inf)[0])
-        lines.append(f"{' '.join(map(str, looks))} | {null:.1f}, {alternative:.1f} | {claim_null:.1f}, {claim_alt:.1f}")
-    return lines
+def replay_module():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sequential_replay.py"
+    spec = importlib.util.spec_from_file_location("sequential_replay", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_expected_seeds_at_the_null_and_the_alternative_are_below_max_seeds(capsys):
-    lines = expected_seeds_table()
+    lines = replay_module().expected_seeds_table(SCHEDULES, 4000)
     with capsys.disabled():
         print("\n" + "\n".join(lines))
     for line, looks in zip(lines[1:], SCHEDULES):
@@ -70,15 +61,43 @@ def test_expected_seeds_at_the_null_and_the_alternative_are_below_max_seeds(caps
         assert figures[3] < figures[2]  # sooner than at its margin
 
 
-@pytest.mark.parametrize("looks", SCHEDULES, ids=lambda looks: "-".join(map(str, looks)))
-def test_a_claim_on_its_margin_is_wrongly_decided_about_alpha_of_the_time(looks):
+@pytest.mark.parametrize("looks", SCHEDULES + [rounds(2, 1, 10)], ids=lambda looks: "-".join(map(str, looks)))
+def test_a_claim_on_its_margin_is_wrongly_decided_at_most_alpha_of_the_time(looks):
     _, code, _ = simulate_claim(claim_draws(-MARGIN, looks[-1], seed=len(looks)), looks, -MARGIN, math.inf)
-    assert np.mean(code == SUPPORTED) <= LIBERAL and np.mean(code == REFUTED) <= LIBERAL
+    assert np.mean(code == SUPPORTED) <= BOUND and np.mean(code == REFUTED) <= BOUND
     # several parts, one on its margin, all sharing a side: supported wrongly no more often
     draws = claim_draws(0.0, looks[-1], parts=4, seed=7, shared=0.5)
     draws[:, :, 0] -= MARGIN
     _, code, _ = simulate_claim(draws, looks, -MARGIN, math.inf)
-    assert np.mean(code == SUPPORTED) <= LIBERAL
+    assert np.mean(code == SUPPORTED) <= BOUND
+
+
+def test_the_z_boundaries_levels_were_liberal_for_a_paired_t_with_few_seeds():
+    """What ``harness.sequential_t`` fixes: the same claim against the z boundaries' nominal levels."""
+    looks = rounds(2, 1, 10)
+    draws = claim_draws(-MARGIN, 10, seed=len(looks))[:, :, 0]
+    p_support = np.stack([region_p_values(draws[:, :k].mean(axis=1), draws[:, :k].std(axis=1, ddof=1) / math.sqrt(k),
+                                          k - 1.0, -MARGIN, math.inf)[0] for k in looks], axis=1)
+    z_levels = special.ndtr(-boundaries([k / 10 for k in looks], ALPHA))
+    _, code, _ = decide(p_support, np.ones_like(p_support), np.zeros_like(p_support, dtype=bool), z_levels, True)
+    assert np.mean(code == SUPPORTED) > BOUND
+    _, code, _ = decide(p_support, np.ones_like(p_support), np.zeros_like(p_support, dtype=bool),
+                        t_levels(looks, 10), True)
+    assert np.mean(code == SUPPORTED) <= BOUND
+
+
+def test_claims_on_their_margins_share_alpha_by_the_sequential_holm():
+    looks, claims_count = rounds(3, 1, 10), 5
+    p_support = [np.stack([region_p_values(d[:, :k].mean(axis=1), d[:, :k].std(axis=1, ddof=1) / math.sqrt(k),
+                                           k - 1.0, -MARGIN, math.inf)[0] for k in looks], axis=1)
+                 for d in (claim_draws(-MARGIN, 10, seed=100 + i)[:, :, 0] for i in range(claims_count))]
+    at = [tuple(range(len(looks)))] * claims_count
+    rejected = sequential_holm(p_support, [looks] * claims_count, at, 10, ALPHA)
+    assert np.mean((rejected >= 0).any(axis=1)) <= BOUND
+    # a true claim (far inside its region) is supported, and its alpha passes to the others
+    p_support[0] = np.zeros_like(p_support[0])
+    rejected = sequential_holm(p_support, [looks] * claims_count, at, 10, ALPHA)
+    assert np.all(rejected[:, 0] == 0) and np.mean((rejected[:, 1:] >= 0).any(axis=1)) <= BOUND
 
 
 def test_looking_at_a_fixed_five_percent_after_every_round_would_not_hold_it():
@@ -108,11 +127,7 @@ def test_the_simulated_claim_tests_each_look_as_the_reports_claims_do():
 
 
 def test_the_replay_on_the_committed_multi_mnist_records_agrees_with_all_ten_seeds(capsys):
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sequential_replay.py"
-    spec = importlib.util.spec_from_file_location("sequential_replay", path)
-    replay = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(replay)
-    replay.main(["--first", "3", "--step", "1"])
+    replay_module().main(["--first", "3", "--step", "1", "--expected-suites", "0"])
     out = capsys.readouterr().out
     assert "Replay of 120 committed runs" in out
     assert out.count(": the same") == 2 and "DIFFERENT" not in out

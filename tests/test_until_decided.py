@@ -172,9 +172,19 @@ def test_plan_status_and_report_see_the_rounds_runs_as_planned(gauss, capsys):
     assert "dataset=normal, method=twin: round " in out and "; claim twin-not-worse: supported; decided" in out
     code, out, _ = cli(capsys, "report", gauss)
     assert code == 0 and "## Sequential seeds" in out and f"Runs: {total} done" in out
-    # without the state, the rounds' runs are no longer planned
+    # report.json carries the same decisions
+    code, out, _ = cli(capsys, "report", gauss, "--format", "json")
+    sequential = json.loads(out)["sequential"]
+    assert code == 0 and json.loads((results / "gauss" / "report.json").read_text())["sequential"] == sequential
+    assert "Lan-DeMets" in sequential["rule"] and sequential["max_seeds"] == 9 and sequential["looks"] >= 1
+    words = {tuple(c["cell"].items()): (c["word"], c["seeds"], (c["sequential"] or {}).get("reason")) for c in sequential["cells"]}
+    assert words[(("dataset", "normal"), ("method", "far"))] == ("not reproduced", 3, "decided")
+    assert [(c["claim"], c["word"]) for c in sequential["claims"]] == [("twin-not-worse", "supported")]
+    # without the state, the rounds' runs are no longer planned, and report.json has no sequential entry
     (results / "gauss" / "rounds.json").unlink()
     assert f"({total - 15} records in" in cli(capsys, "status", gauss)[1]
+    code, out, _ = cli(capsys, "report", gauss, "--format", "json")
+    assert code == 0 and "sequential" not in json.loads(out)
 
 
 def test_a_round_written_but_never_dispatched_is_dispatched_once(gauss, capsys):

@@ -11,7 +11,9 @@ the group-sequential rule of ``harness.sequential`` decides over the looks so fa
   tests; it stops when decided, at the floor, or at max seeds);
 - a claim: the same spending on the claim's two p-values as the report gives them (the
   intersection over its parts, Holm-adjusted over the suite's claims), at each look where
-  its seeds (the fewer of a part's two sides, over its parts) grew: ``sequential.decide``.
+  its seeds (the fewer of a part's two sides, over its parts) grew: ``sequential.decide``
+  at the levels of ``harness.sequential_t``, spent on the paired t statistics themselves
+  (the z boundaries' nominal levels would be liberal with few seeds).
   A claim has no floor here: its parts pair by seed, and nothing but seeds is in their
   error (a part across two test sets is the exception; it stops at max seeds).
 
@@ -21,11 +23,12 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import special
 
+from harness import claims as claim_rules
 from harness import families
 from harness.claims import WORDS as CLAIM_WORDS
 from harness.report.cells import grouped
@@ -34,13 +37,15 @@ from harness.report.verdicts import our_side
 from harness.reproduction import OurSide, ReportedSide, reported_side
 from harness.sequential import (
     CONTINUE,
+    DECIDED,
+    MAX_SEEDS,
     REASONS,
     SequentialVerdict,
-    boundaries,
-    decide,
     sequential_reproduction,
 )
+from harness.sequential_t import sequential_holm, t_levels
 from harness.suite_report import matches
+from harness.tost import INCONCLUSIVE, REFUTED, SUPPORTED
 
 ALPHA = 0.05
 CONTINUE_WORD = "continue"
@@ -98,8 +103,8 @@ class ClaimDecision:
     look: int  # the look that ended it (1-based), else the last one
     seeds: int  # a side, at that look
     looks: tuple  # the seeds at each of the claim's looks
-    boundaries: tuple
-    levels: tuple
+    boundaries: tuple  # each look's critical value of a paired t on k_j - 1 df (``harness.sequential_t``)
+    levels: tuple  # each look's nominal one-sided level for the claim's p-values
     p_value: float  # at that look (Holm over the suite's claims), to compare with its level
     p_refute: float
     groups: tuple  # per claim cell: the keys of its cells of both sides (they get the same new seeds)
@@ -125,6 +130,7 @@ class Decisions:
     keys: list  # the report's keys naming a cell
     cells: list
     claims: list
+    chosen: dict = field(default_factory=dict)  # with a suite's select: cell id -> the chosen values of its over axes
 
     @property
     def open(self) -> bool:
@@ -137,8 +143,15 @@ def decide_looks(suite, store, looks: list, max_seeds: int, alpha: float = ALPHA
     models = [report_model(suite, store, specs) for specs in looks]
     cells = [cell_decision(models, cell, max_seeds, alpha) for section in models[-1].sections for cell in section.cells
              if cell.reported is not None and cell.reported.margin is not None]
-    claims = [claim_decision(models, i, max_seeds, alpha) for i in range(len(models[-1].claims))]
-    return Decisions(max_seeds, len(looks), list(models[-1].keys), cells, claims)
+    claims = claim_decisions(models, max_seeds, alpha)
+    return Decisions(max_seeds, len(looks), list(models[-1].keys), cells, claims, chosen_values(models[-1]))
+
+
+def chosen_values(model) -> dict:
+    """{cell id: the chosen values of the over axes} of the cells a suite's select chose in (per mean)."""
+    selection = getattr(model, "selection", None)
+    return {tuple((k, choice.cell[k]) for k in model.keys): dict(choice.chosen)
+            for choice in (selection.choices if selection is not None else []) if choice.chosen}
 
 
 def _growing(values: list) -> list[int]:
@@ -196,38 +209,77 @@ def claim_seeds(result) -> int:
     return min((min(part.seeds) for part in result.parts), default=0)
 
 
-def claim_decision(models, index: int, max_seeds: int, alpha: float) -> ClaimDecision:
+def raw_claim(result):
+    """The claim before the Holm over the suite's claims (the sequential Holm replaces it)."""
+    parts = [p.claim for p in result.parts]
+    return parts[0] if len(parts) == 1 else claim_rules.intersection(result.statement, parts)
+
+
+def claim_decisions(models, max_seeds: int, alpha: float) -> list[ClaimDecision]:
+    """Every claim's decision: each claim's p-values at its own looks, the suite's claims
+    sharing alpha by ``sequential_holm`` on the support p's and, apart, on the refute p's."""
     last = models[-1]
-    result = last.claims[index]
+    histories, seeds, kept, support, refute = [], [], [], [], []
+    for result in last.claims:
+        history = [next(r for r in model.claims if r.spec.name == result.spec.name) for model in models]
+        counts = [claim_seeds(r) for r in history]
+        _check_max(counts[-1], max_seeds, f"claim {result.spec.name}")
+        looks = _growing(counts)
+        raw = [raw_claim(history[i]) for i in looks]
+        histories.append(history)
+        kept.append(tuple(looks))
+        seeds.append(tuple(counts[i] for i in looks))
+        support.append(np.array([[c.p_value for c in raw]]))
+        refute.append(np.array([[c.p_refute for c in raw]]))
+    family = [i for i, result in enumerate(last.claims) if result.claim is not None and kept[i]]
+    supported, refuted = (sequential_holm([p[i] for i in family], [seeds[i] for i in family],
+                                          [kept[i] for i in family], max_seeds, alpha)[0] for p in (support, refute))
+    found = []
+    for i, result in enumerate(last.claims):
+        where = family.index(i) if i in family else None
+        crossed = (-1, -1) if where is None else (int(supported[where]), int(refuted[where]))
+        others = [(int(supported[j]), kept[family[j]]) for j in range(len(family)) if j != where]
+        found.append(claim_decision(models, result, histories[i], seeds[i], kept[i], support[i][0], refute[i][0],
+                                    crossed, others, max_seeds, alpha))
+    return found
+
+
+def _level(seeds: tuple, j: int, others: list, look: int, max_seeds: int, alpha: float) -> float:
+    """The support level of the claim's look ``j`` (the family's look ``look``): alpha's
+    spending shared by this claim and the others not supported by the end of that look
+    (``others``: (the index of the other claim's look where it was supported or -1, its
+    looks in the family's)). The level a supported claim shows is at least the one it
+    crossed; an open claim's is the one it missed."""
+    count = 1 + sum(1 for r, at in others if r < 0 or at[r] > look)
+    return float(t_levels(seeds, max_seeds, alpha / count)[j])
+
+
+def claim_decision(models, result, history, seeds, kept, p_support, p_refute, crossed, others, max_seeds: int,
+                   alpha: float) -> ClaimDecision:
+    last = models[-1]
     name = result.spec.name
-    history = [next(r for r in model.claims if r.spec.name == name) for model in models]
-    counts = [claim_seeds(r) for r in history]
-    _check_max(counts[-1], max_seeds, f"claim {name}")
     metric = result.spec.metric or last.sections[0].metric.name
     section = next(s for s in last.sections if s.metric.name == metric)
     sides = claim_sides(result.spec, section.cells, last.keys)
     groups = [(values, tuple(dict(cell.key) for cell in a_side + b_side)) for values, a_side, b_side in sides]
     shape = {"test": result.spec.test, "region": result.parts[0].claim.region if result.parts else (),
              "differences": paired_differences(result, sides)}
-    kept = _growing(counts)
     if not kept:
-        return ClaimDecision(name, None, "no look with 2 seeds a side yet", len(models), counts[-1], (), (), (),
-                             math.nan, math.nan, tuple(g for _, g in groups), tuple(g for _, g in groups),
+        return ClaimDecision(name, None, "no look with 2 seeds a side yet", len(models), claim_seeds(history[-1]), (),
+                             (), (), math.nan, math.nan, tuple(g for _, g in groups), tuple(g for _, g in groups),
                              result.verdict, **shape)
-    seeds = [counts[i] for i in kept]
-    bounds = boundaries([k / max_seeds for k in seeds], alpha)
-    levels = special.ndtr(-bounds)
-    p_support = np.array([[history[i].p_value for i in kept]])
-    p_refute = np.array([[history[i].p_refute for i in kept]])
-    look, code, reason = (int(x[0]) for x in decide(p_support, p_refute, np.zeros_like(p_support, dtype=bool), levels,
-                                                      seeds[-1] >= max_seeds))
-    verdict = None if reason == CONTINUE else CLAIM_WORDS[code]
+    ends = [c for c in crossed if c >= 0]
+    look = min(ends) if ends else len(kept) - 1
+    code = SUPPORTED if crossed[0] == look else REFUTED if crossed[1] == look else INCONCLUSIVE
+    reason = DECIDED if ends else MAX_SEEDS if seeds[-1] >= max_seeds else CONTINUE
+    levels = tuple(_level(seeds, j, others, kept[j], max_seeds, alpha) for j in range(look + 1))
     unsupported = {tuple(p.cell.items()) for p in result.parts
                    if not p.claim.p_value <= levels[-1]}  # NaN (one seed a side) counts as not supported
     open_groups = tuple(g for values, g in groups if tuple(values.items()) in unsupported) or tuple(g for _, g in groups)
-    return ClaimDecision(name, verdict, REASONS[reason], look + 1, seeds[look], tuple(seeds), tuple(bounds[:look + 1]), tuple(levels[:look + 1]),
-                         float(p_support[0, look]), float(p_refute[0, look]), tuple(g for _, g in groups), open_groups,
-                         result.verdict, **shape)
+    bounds = -special.stdtrit(np.asarray(seeds[:look + 1], dtype=float) - 1, np.asarray(levels))
+    return ClaimDecision(name, None if reason == CONTINUE else CLAIM_WORDS[code], REASONS[reason], look + 1,
+                         seeds[look], tuple(seeds), tuple(bounds), levels, float(p_support[look]),
+                         float(p_refute[look]), tuple(g for _, g in groups), open_groups, result.verdict, **shape)
 
 
 def paired_differences(result, sides: list) -> tuple:
@@ -254,8 +306,11 @@ RULE = [
      "spend their 5% along the information fraction t = k / max seeds by the Lan-DeMets O'Brien-Fleming-type "
      "function, and look j tests at the nominal level 1 − Φ(c_j) of its boundary c_j instead of 5%."),
     ("A reported cell stops when decided, when no number of seeds can decide its margin ('cannot be decided at this "
-     "margin': the paper's ± and the shared test set leave a floor), or at max seeds; a claim applies the same spending "
-     "to its p-values (Holm over the suite's claims) and stops when supported or refuted, or at max seeds. The table's "
+     "margin': the paper's ± and the shared test set leave a floor), or at max seeds; a claim spends the same function "
+     "on its paired t statistics themselves (harness.sequential_t: the z boundaries' levels are liberal with few seeds), "
+     "the suite's claims sharing the 5% by a sequential Holm (each look's levels spend 5% / the claims not yet "
+     "supported; apart for refuted), and stops when supported or refuted, or at max seeds. The p-values shown are "
+     "the claim's own, to compare with its level. The table's "
      "verdicts above use all seeds at a fixed 5%; where they differ from these, these are the ones whose error is "
      "controlled under the looks."),
 ]
@@ -288,7 +343,7 @@ def markdown_lines(decisions: Decisions) -> list[str]:
         rows = [[c.name, c.word, c.reason, f"{c.seeds} a side (look {c.look})" if c.looks else c.seeds,
                  _look_text(c.looks[:c.look], c.levels), p_text(c.p_value), p_text(c.p_refute), c.fixed] for c in decisions.claims]
         lines += [markdown_table(rows, ["claim", "sequential verdict", "why it stopped", "seeds used",
-                                        "looks: seeds (level)", "p (Holm)", "p refuted (Holm)", "fixed-sample verdict"]),
+                                        "looks: seeds (level)", "p", "p refuted", "fixed-sample verdict"]),
                   ""]
     return lines + RULE
 
