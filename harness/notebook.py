@@ -39,7 +39,7 @@ def runs(suite: str | Path, results: str | Path | None = None) -> pd.DataFrame:
     """One row per planned run of ``suite`` (a suite file, or the name of one in ./suites):
     run_id, label, status, every config key, every metric and validation metric the family
     declares (and any other number its record holds; per-unit samples left out), the
-    timing, and for a failed run its error's first line; the log's path. ``results``: the
+    timing (``timing:NAME`` where NAME is a config key too), and for a failed run its error's first line; the log's path. ``results``: the
     results folder (default: $HARNESS_RESULTS or ./results)."""
     loaded, specs, store, scan = _planned(suite, results)
     family = families.get(loaded.family)
@@ -54,7 +54,9 @@ def runs(suite: str | Path, results: str | Path | None = None) -> pd.DataFrame:
         row = {"run_id": spec.run_id, "label": spec.label(), "status": state.status, **spec.config}
         row.update({name: metrics.get(name) for name in declared})
         row.update({name: value for name, value in metrics.items() if name not in row and _scalar(value)})
-        row.update({name: value for name, value in (record.get("timing") or {}).items() if _scalar(value)})
+        for name, value in (record.get("timing") or {}).items():  # `steps` done is no config's `steps`
+            if _scalar(value):
+                row[f"timing:{name}" if name in row else name] = value
         row["error"] = f"{error.get('type', 'Error')}: {message[0]}" if message else None
         row["log"] = str(store.root / record["log"]) if record.get("log") else None
         rows.append(row)

@@ -56,6 +56,7 @@ def test_runs_and_cells_of_the_committed_quick_start_import_no_torch():
                    "train_seconds", "total_seconds", "error", "log"):
         assert column in found["columns"], column
     assert "episode_accuracies" not in found["columns"]  # per-unit samples are not a column
+    assert "timing:steps" in found["columns"]  # the steps a run did, beside the config's `steps`
     cells = found["cells"]
     assert len(cells) == 4 and {c["metric"] for c in cells} == {"accuracy"}
     for cell in cells:  # each cell is the mean of its two seeds' runs, within its interval
