@@ -269,6 +269,9 @@ def cmd_status(args) -> None:
     suite, specs, store = planned(args)
     view = run_views(store, specs)
     warn(view.warnings + stale(specs, view.scan))
+    if args.format == "json":
+        print(json.dumps(_status_document(suite, specs, store, view), indent=1))
+        return
     _print_status(suite, specs, store, view)
     from harness.until_decided import status_lines
 
@@ -287,6 +290,25 @@ def _status_counts(specs, views) -> str:
         if number or status in STORE_STATUSES:
             parts.append(f"{number} {status}" + (f" ({queued} queued)" if status == "pending" and queued else ""))
     return f"{len(specs)} runs: " + ", ".join(parts)
+
+
+def _status_document(suite, specs, store, view) -> dict:
+    """`status --format json`: the counts, and per run its config, status and what explains it."""
+    from harness.status import STATUSES
+
+    runs = []
+    for spec in specs:
+        run = view.views[spec.run_id]
+        record = run.record or {}
+        error = record.get("error") if run.status == "failed" else None
+        log = store.root / str(record["log"]) if record.get("log") else run.log
+        runs.append({"run_id": spec.run_id, "label": spec.label(), "status": run.status, "config": spec.config,
+                     "error": {"type": error.get("type"), "message": error.get("message")} if error else None,
+                     "log": str(log) if log else None, "why": run.why or None, "queued": run.queued,
+                     "running": run.running, "job_id": (run.job or {}).get("job_id")})
+    counts = {status: sum(1 for run in runs if run["status"] == status) for status in STATUSES}
+    return {"suite": suite.name, "family": suite.family, "counts": {**counts, "queued": sum(r["queued"] for r in runs)},
+            "runs": runs, "unplanned_records": view.unplanned}
 
 
 def _print_status(suite, specs, store, view) -> None:
@@ -896,7 +918,9 @@ def build_parser() -> argparse.ArgumentParser:
     given.add_argument("--qos", default=None, help="slurm: the quality of service")
     given.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
                        help="any further sbatch option, e.g. --sbatch constraint=a100 (repeatable; KEY alone for a flag)")
-    suite_command("status", cmd_status, "done / failed / running / requeued / pending / cancelled / lost, with errors and logs")
+    status = suite_command("status", cmd_status, "done / failed / running / requeued / pending / cancelled / lost, with errors and logs")
+    status.add_argument("--format", choices=("table", "json"), default="table",
+                        help="json: the counts, and per run its id, status, config, error, log and job")
     data = commands.add_parser("data", help="prepare and verify datasets").add_subparsers(dest="data_command", required=True)
     prepare = data.add_parser("prepare", help="read a dataset from the files you have into the harness layout")
     prepare.add_argument("name")

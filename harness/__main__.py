@@ -1,0 +1,6 @@
+"""`python -m harness`: the `harness` command."""
+import sys
+
+from harness.cli import main
+
+sys.exit(main())
