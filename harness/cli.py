@@ -294,7 +294,7 @@ def _status_counts(specs, views) -> str:
 
 def _status_document(suite, specs, store, view) -> dict:
     """`status --format json`: the counts, and per run its config, status and what explains it."""
-    from harness.status import STATUSES
+    from harness.record import STATUSES
 
     runs = []
     for spec in specs:
