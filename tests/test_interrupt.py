@@ -38,7 +38,7 @@ SUITE = """
 name: interrupt
 paper: test
 plugins: [slow_save.py]
-defaults: {ways: 5, queries: 3, steps: 800, val_every: 800, val_episodes: 5, test_episodes: 20, test_queries: 5, device: cpu}
+defaults: {ways: 5, queries: 3, steps: 300, val_every: 300, val_episodes: 5, test_episodes: 20, test_queries: 5, device: cpu}
 grid:
   dataset: [omniglot]
   shots: [1]
