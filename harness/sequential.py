@@ -24,7 +24,7 @@ the shared test set and the paper's side do not shrink, which makes successive l
 more correlated than assumed, and a higher correlation only lowers the chance of any
 crossing (Slepian's inequality): the boundaries are conservative there. The t quantiles
 at the boundaries' levels are an approximation, measured by simulation
-(``tests/test_sequential.py``, ``benchmarks/verdict_rules.py``).
+(``tests/core/test_sequential.py``, ``benchmarks/verdict_rules.py``).
 """
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from harness.staleness import stale_warnings
 from harness.store import Store
 from harness.suite import load_suite
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 # folder -> (suite file, the --filter items its report was made with)
 REPRODUCTIONS = {

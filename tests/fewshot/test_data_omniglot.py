@@ -12,7 +12,7 @@ from harness import data
 from harness.fewshot.datasets import DATASETS
 
 SPLITS = ("train", "val", "test")
-ASSETS = Path(__file__).parents[1] / "harness" / "assets" / "omniglot"
+ASSETS = Path(__file__).parents[2] / "harness" / "assets" / "omniglot"
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from harness.suite import load_suite
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SUITE = Path(__file__).resolve().parents[1] / "suites" / "wang2021.yaml"
+SUITE = Path(__file__).resolve().parents[2] / "suites" / "wang2021.yaml"
 ALL_METHODS = ("mtl", "protonet", "maml", "fomaml", "anil", "metaoptnet_svm", "r2d2")
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 sklearn_linear = pytest.importorskip("sklearn.linear_model")
 threadpoolctl = pytest.importorskip("threadpoolctl")

@@ -1,5 +1,5 @@
 """What the runner of sequential seeds adds to the rule of harness/sequential.py (whose own
-tests are tests/test_sequential.py): the same spending applied to claims (their p-values at
+tests are tests/core/test_sequential.py): the same spending applied to claims (their p-values at
 each look, ``harness.decision_cost.simulate_claim``), measured on simulated suites, the
 expected seeds at the null and at the alternative printed (`pytest -s`), and the replay on
 the committed Multi-MNIST records (benchmarks/sequential_replay.py).
@@ -43,7 +43,7 @@ def claim_draws(truth: float, seeds: int, parts: int = 1, seed: int = 0, shared:
 
 
 def replay_module():
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sequential_replay.py"
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "sequential_replay.py"
     spec = importlib.util.spec_from_file_location("sequential_replay", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -18,7 +18,7 @@ from harness import data
 from harness.fewshot.datasets import DATASETS
 from harness.fewshot.datasets._cifar import FINE_NAMES, SUPERCLASS
 
-SPLIT_LISTS = Path(__file__).parents[1] / "harness" / "assets" / "splits"
+SPLIT_LISTS = Path(__file__).parents[2] / "harness" / "assets" / "splits"
 PREFIX = {"cifar_fs": "CIFAR_FS", "fc100": "FC100"}
 
 

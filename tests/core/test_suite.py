@@ -560,7 +560,7 @@ def test_resources_default_when_absent(tmp_path):
 
 
 def test_shipped_quickstart_suite_is_valid():
-    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "quickstart.yaml")
+    suite = load_suite(Path(__file__).resolve().parents[2] / "suites" / "quickstart.yaml")
     specs = list(expand(suite))
     assert len(specs) == 8
     assert all(s.config["feature_norm"] is (s.config["method"] == "mtl") for s in specs)

@@ -156,7 +156,7 @@ def test_benchmark_prints_one_row_per_setting_and_schedule():
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, str(root / "benchmarks" / "verdict_rules.py"), "--suites", "300"],
                           capture_output=True, text=True, check=True, cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root)})

@@ -159,7 +159,7 @@ def test_seeds_are_counted_per_report_cell_and_a_selected_cells_in_its_chosen_co
     from harness.report.shared import group_keys
     from harness.until_decided import budget
 
-    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "kurin2022.yaml")
+    suite = load_suite(Path(__file__).resolve().parents[2] / "suites" / "kurin2022.yaml")
     specs = list(expand(suite))
     keys = [k for k in group_keys(suite) if k not in suite.select.over]
     found = rounds.seeds_by_cell(specs, keys, suite.select)

@@ -13,7 +13,7 @@ import pytest
 from harness import plugins
 from harness.cli import main
 
-TRADEOFF = Path(__file__).parent / "data" / "tradeoff.py"
+TRADEOFF = Path(__file__).parents[1] / "data" / "tradeoff.py"
 
 SUITE = """
 name: sweep

@@ -46,7 +46,7 @@ from harness.suite import load_suite
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SUITE = Path(__file__).resolve().parents[1] / "suites" / "wang2021.yaml"
+SUITE = Path(__file__).resolve().parents[2] / "suites" / "wang2021.yaml"
 
 
 def quiet(_line):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from harness import HarnessError
 
-PARTIAL = Path(__file__).parent / "data" / "cifar-100-python-partial"
+PARTIAL = Path(__file__).parents[1] / "data" / "cifar-100-python-partial"
 
 
 class Py2Pickler(pickle._Pickler):

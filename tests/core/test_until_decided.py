@@ -28,7 +28,7 @@ from test_cli_errors import assert_one_line_error
 from harness import plugins
 from harness.cli import main
 
-GAUSS = Path(__file__).parent / "data" / "gauss.py"
+GAUSS = Path(__file__).parents[1] / "data" / "gauss.py"
 
 SUITE = """
 name: gauss

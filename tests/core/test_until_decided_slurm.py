@@ -1,5 +1,5 @@
 """`harness run --until-decided --cluster slurm` against a real Slurm (scripts/local_slurm.sh up),
-on the `gauss` family of tests/test_until_decided.py: each round is ONE job array of the
+on the `gauss` family of tests/core/test_until_decided.py: each round is ONE job array of the
 round's new seeds only; the same command run again while a round's jobs are queued or
 running submits nothing; run again after they ended, it decides and submits the next
 round; with --wait it follows round after round to the end, with the same rounds as a run

@@ -14,7 +14,7 @@ from harness.keys import REQUIRED, check_value
 from harness.rl.config import KEYS, combination_problem, config_problem, resolved
 from harness.rl.family import FAMILY
 
-SUITES = Path(__file__).resolve().parent.parent / "suites"
+SUITES = Path(__file__).resolve().parents[2] / "suites"
 
 
 def rl_family() -> Family:

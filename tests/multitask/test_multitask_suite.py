@@ -27,7 +27,7 @@ from harness.spec import expand, run_id
 from harness.store import Store
 from harness.suite import load_suite
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 OPTIMIZERS = families.get("multitask").keys["method"].choices.names()
 
 TINY = """

@@ -21,8 +21,8 @@ from harness.spec import expand
 from harness.store import Store
 from harness.suite import load_suite
 
-ROOT = Path(__file__).resolve().parents[1]
-TRADEOFF = Path(__file__).parent / "data" / "tradeoff.py"
+ROOT = Path(__file__).resolve().parents[2]
+TRADEOFF = Path(__file__).parents[1] / "data" / "tradeoff.py"
 
 
 def python(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess:

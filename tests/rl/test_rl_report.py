@@ -197,7 +197,7 @@ def test_the_shipped_rl_claims_compare_unitary_with_l2_against_each_smto_per_ben
     for method, level in {"imtl": 50.0, "graddrop": 58.0, "rlw_dirichlet": 57.0, "rlw_normal": 56.0}.items():
         monkeypatch.setitem(LEVEL, method, level)
         monkeypatch.setitem(COST, method, 0.2)
-    suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "kurin2022_rl.yaml")
+    suite = load_suite(Path(__file__).resolve().parents[2] / "suites" / "kurin2022_rl.yaml")
     store = Store(tmp_path / "results", suite.name)
     rng = np.random.default_rng(1)
     for spec in expand(suite):

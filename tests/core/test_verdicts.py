@@ -299,7 +299,7 @@ def test_every_format_has_the_three_words_and_none_of_the_old_ones(store_of):
 
 
 def test_no_source_of_the_report_says_agrees_or_approximately_best():
-    root = Path(__file__).resolve().parents[1] / "harness"
+    root = Path(__file__).resolve().parents[2] / "harness"
     files = [*(root / "report").glob("*.py"), *(root / "multitask").glob("report*.py"), root / "rl" / "report.py",
              root / "rl" / "curves.py", root / "compare.py", root / "stats.py"]
     for path in files:

@@ -19,7 +19,7 @@ from harness.multitask.datasets import multi_mnist as mm
 from harness.multitask.datasets._idx import parse_idx, read_idx
 from harness.multitask.datasets.celeba import ATTRIBUTES
 
-CELEBA = Path(__file__).parent / "data" / "multitask" / "celeba"
+CELEBA = Path(__file__).parents[1] / "data" / "multitask" / "celeba"
 SPLITS = ("train", "val", "test")
 
 

@@ -241,7 +241,7 @@ def test_bad_baseline_and_format_on_the_command_line_are_one_line_errors(tmp_pat
 
 def test_a_family_report_without_a_format_refuses_it(tmp_path, capsys):
     # the rl family declares the formats its report writes: markdown and csv
-    rl_suite = Path(__file__).resolve().parents[1] / "suites" / "quickstart_rl.yaml"
+    rl_suite = Path(__file__).resolve().parents[2] / "suites" / "quickstart_rl.yaml"
     assert main(["--results", str(tmp_path / "r"), "report", str(rl_suite), "--format", "latex"]) == 2
     assert capsys.readouterr().err.strip() == "harness: error: --format latex: the rl report does not write it (it writes: markdown, csv)"
     assert not (tmp_path / "r").exists()

@@ -22,7 +22,7 @@ submitit = pytest.importorskip("submitit")
 
 pytestmark = pytest.mark.slurm
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "local_slurm.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "local_slurm.sh"
 
 
 def call_with_timeout(function, timeout: float):

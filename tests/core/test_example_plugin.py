@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "harness-example"
 DIGITS_SUITE = EXAMPLE / "suites" / "digits.yaml"
 SIMPLESHOT_SUITE = EXAMPLE / "suites" / "simpleshot.yaml"
