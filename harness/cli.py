@@ -178,6 +178,7 @@ def cmd_plan(args) -> None:
     groups = _estimate_groups(suite, specs, scan, store) if getattr(args, "estimate", False) else None
     sequential = _sequential_estimate(suite, specs, scan, store) if getattr(args, "estimate", False) else None
     power = _power(suite, specs, store) if getattr(args, "power", False) else None
+    sweep = _sweep_estimate(suite, specs, store) if getattr(args, "estimate", False) else None
     if args.format == "json":
         runs = [{"run_id": spec.run_id, "status": scan.states[spec.run_id].status, "label": spec.label(),
                  "config": spec.config} for spec in specs]
@@ -190,6 +191,8 @@ def cmd_plan(args) -> None:
             from harness.decision_cost import as_dict as sequential_dict
 
             document["sequential_estimate"] = sequential_dict(*sequential)
+        if sweep is not None:
+            document["selection_estimate"] = sweep
         if power is not None:
             from harness.report.power import as_dict as power_dict
 
@@ -209,10 +212,26 @@ def cmd_plan(args) -> None:
         from harness.decision_cost import text as sequential_text
 
         print(sequential_text(*sequential), end="")
+    if sweep is not None:
+        from harness.report.selected import sweep_text
+
+        print(sweep_text(sweep), end="")
     if power is not None:
         from harness.report.power import text as power_text
 
         print(power_text(*power), end="")
+
+
+def _sweep_estimate(suite, specs, store):
+    """`plan --estimate` with select: the sweep's runs and its confirmation runs, priced."""
+    if suite.select is None:
+        return None
+    from harness.report.collect import collect
+    from harness.report.selected import sweep_cost
+    from harness.report.shared import group_keys
+
+    runs, _ = collect(suite, store, specs=specs)
+    return sweep_cost(suite, runs, group_keys(suite), store)
 
 
 def _power(suite, specs, store):

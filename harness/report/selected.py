@@ -175,3 +175,55 @@ def json_entry(selected: Selected | None) -> dict | None:
         cells.append(entry)
     return {"over": list(select.over), "by": select.by, "per": select.per,
             "seeds": list(select.seeds) if select.seeds else None, "confirm": list(select.confirm), "cells": cells}
+
+
+# -- the sweep's cost (`harness plan --estimate`) ---------------------------------------------
+
+
+def sweep_cost(suite, runs, keys: list[str], store=None) -> dict | None:
+    """What the suite's selection costs, in runs and CPU/GPU seconds: the candidates' runs on
+    the selection seeds (done and pending) and the confirmation runs still to plan (a chosen
+    configuration the grid does not already run on the confirmation seeds), each priced at
+    the mean ``total_seconds`` of its cell's finished runs (None where none finished)."""
+    select = suite.select
+    if select is None or not len(runs):
+        return None
+    chosen = apply(suite, runs, keys, store)
+    frame = runs.to_dict("records")
+    cells = []
+    for choice in chosen.choices:
+        mine = [r for r in frame if all(r["config"].get(k) == v for k, v in choice.cell.items())]
+        seconds = [r["total_seconds"] for r in mine if r["status"] == "done" and r.get("total_seconds")]
+        each = sum(seconds) / len(seconds) if seconds else None
+        planned = sum(c.planned for c in choice.candidates)
+        done = sum(len(c.runs) for c in choice.candidates)
+        confirm = 0
+        if select.confirm and choice.per == "mean":
+            for candidate_values in ([choice.chosen] if choice.chosen else [c.values for c in choice.candidates]):
+                have = {r["seed"] for r in mine if all(r["config"].get(a) == v for a, v in candidate_values.items())}
+                confirm = max(confirm, len(set(select.confirm) - have))
+        cells.append({"cell": choice.cell, "candidates": len(choice.candidates), "selection_runs": planned,
+                      "selection_done": done, "confirmation_runs": confirm, "seconds_per_run": each,
+                      "chosen": choice.chosen})
+    return {"over": list(select.over), "by": select.by, "cells": cells}
+
+
+def sweep_text(cost: dict | None) -> str:
+    if not cost:
+        return ""
+    lines = ["", f"Model selection over {', '.join(cost['over'])} by {cost['by']}:", ""]
+    rows = []
+    for cell in cost["cells"]:
+        each = cell["seconds_per_run"]
+        pending = cell["selection_runs"] - cell["selection_done"] + cell["confirmation_runs"]
+        rows.append(f"| {_cell_text(cell['cell'])} | {cell['candidates']} | {cell['selection_done']} of "
+                    f"{cell['selection_runs']} | {cell['confirmation_runs']}"
+                    f"{'' if cell['chosen'] else ' at most'} | "
+                    + (f"{pending * each / 3600:.2f} h" if each else "n/a (no finished run)") + " |")
+    lines += ["| cell | candidates | selection runs done | confirmation runs to plan | pending cost (run-hours) |",
+              "|---|---|---|---|---|", *rows, ""]
+    return "\n".join(lines)
+
+
+def _cell_text(cell: dict) -> str:
+    return ", ".join(str(v) for v in cell.values())

@@ -107,3 +107,15 @@ def test_confirm_without_confirmation_seeds_is_one_line(folder, capsys):
     code, _, err = cli(capsys, "run", "sweep.yaml", "--cluster", "debug", "--confirm")
     assert code == 2 and "--confirm:" in err and "no select: with confirm seeds" in err
     assert not (folder / "results" / "sweep").exists()
+
+
+def test_plan_estimate_prices_the_sweep_and_its_confirmation(folder, capsys):
+    code, out, _ = cli(capsys, "plan", "sweep.yaml", "--estimate")
+    assert code == 0
+    (row,) = [line for line in out.splitlines() if line.startswith("| toy, sgd |")]
+    # nothing ran: 9 selection runs pending, at most 2 confirmation runs (the choice is not made)
+    assert row.startswith("| toy, sgd | 3 | 0 of 9 | 2 at most | n/a")
+    assert cli(capsys, "run", "sweep.yaml", "--cluster", "debug", "--quiet", "--confirm")[0] == 0
+    code, out, _ = cli(capsys, "plan", "sweep.yaml", "--estimate", "--format", "json")
+    (cell,) = json.loads(out)["selection_estimate"]["cells"]
+    assert (cell["selection_done"], cell["confirmation_runs"], cell["chosen"]) == (9, 0, {"lr": 0.2})
