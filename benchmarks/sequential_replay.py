@@ -1,5 +1,7 @@
-"""Sequential seeds replayed on real records: the 120 committed Multi-MNIST runs of
-results/kurin2022 (12 optimizers x seeds 0-9), taken seed by seed in order, through the
+"""Sequential seeds replayed on real records: 120 Multi-MNIST runs (12 optimizers x seeds
+0-9), by default those committed in results/kurin2022 on 2026-12-06 and kept, as they
+were, in benchmarks/data/kurin2022_multi_mnist_2026-12-06 (``--records DIR``: another
+folder of records, e.g. results/kurin2022), taken seed by seed in order, through the
 loop of `harness run --until-decided` (``harness.rounds``: the new seeds of each round;
 ``harness.report.sequential``: the report's verdicts decided by the group-sequential rule)
 with nothing run: a round's runs are the committed records of its seeds.
@@ -48,7 +50,7 @@ from harness.until_decided import ALPHA, decisions_of, specs_of
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ROOT / "suites" / "kurin2022.yaml"
-RECORDS = ROOT / "results" / "kurin2022"
+RECORDS = ROOT / "benchmarks" / "data" / "kurin2022_multi_mnist_2026-12-06"
 DATASET = "multi_mnist"
 ALL_SEEDS = 10
 
@@ -80,10 +82,10 @@ def replay_suite(folder: Path, first: int):
 FIRST_GRID = {"imtl_solver": ("exact",), "mgda_solver": ("exact",), "weight_decay": (0.0,), "dropout": (None, True)}
 
 
-def committed() -> dict:
+def committed(folder: Path = RECORDS) -> dict:
     """(method, seed) -> the committed record of each multi_mnist run of the first grid."""
     found = {}
-    for path in sorted(RECORDS.glob("*/record.json")):
+    for path in sorted(folder.glob("*/record.json")):
         record = json.loads(path.read_text())
         spec = record.get("spec") or {}
         if not (spec.get("dataset") == DATASET and record.get("status") == "done" and spec.get("seed") in range(ALL_SEEDS)
@@ -147,11 +149,15 @@ def main(argv=None) -> None:
     parser.add_argument("--max-seeds", type=int, default=ALL_SEEDS, help="at most (default 10: all committed)")
     parser.add_argument("--expected-suites", type=int, default=4000,
                         help="simulated suites of the expected-seeds table (0: not printed)")
+    parser.add_argument("--records", type=Path, default=RECORDS,
+                        help=f"a folder of run folders with record.json (default {RECORDS.relative_to(ROOT)})")
     args = parser.parse_args(argv)
     if args.expected_suites:
         print(f"Expected seeds of the rule ({args.expected_suites} simulated suites each):")
         print("\n".join(expected_seeds_table(SCHEDULES, args.expected_suites)) + "\n")
-    records = committed()
+    records = committed(args.records)
+    if len(records) != 120 or len({method for method, _ in records}) != 12:
+        raise SystemExit(f"{args.records}: {len(records)} finished runs of the first grid, not 12 optimizers x 10 seeds")
     assert len(records) == 120 and len({method for method, _ in records}) == 12, len(records)
     with tempfile.TemporaryDirectory(prefix="sequential-replay-") as folder:
         suite = replay_suite(Path(folder), args.first)
