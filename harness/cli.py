@@ -514,8 +514,11 @@ def confirm_choices(suite, specs, store) -> list:
     from harness.report.selected import apply
     from harness.report.shared import group_keys
 
-    runs, _ = collect(suite, store, specs=specs)
-    chosen = apply(suite, runs, group_keys(suite), store)
+    # the choice is the whole sweep's: a --filter (e.g. one confirmation seed) narrows the
+    # confirmation runs to dispatch, never the candidates' selection runs
+    whole = dataclasses.replace(suite, keep=())
+    runs, _ = collect(whole, store, specs=list(expand(whole, round_configs(whole, store, quiet=True))))
+    chosen = apply(whole, runs, group_keys(whole), store)
     for entry in confirmation.freeze(store, suite, chosen.choices):
         cell = ", ".join(f"{k}={v}" for k, v in entry["cell"].items())
         values = ", ".join(f"{k}={v}" for k, v in entry["chosen"].items())

@@ -119,3 +119,18 @@ def test_plan_estimate_prices_the_sweep_and_its_confirmation(folder, capsys):
     code, out, _ = cli(capsys, "plan", "sweep.yaml", "--estimate", "--format", "json")
     (cell,) = json.loads(out)["selection_estimate"]["cells"]
     assert (cell["selection_done"], cell["confirmation_runs"], cell["chosen"]) == (9, 0, {"lr": 0.2})
+
+
+def test_a_filter_narrows_the_confirmation_runs_never_the_choice(folder, capsys):
+    assert cli(capsys, "run", "sweep.yaml", "--cluster", "debug", "--quiet")[0] == 0
+    # with only lr 0.05 kept, lr 0.05 would be the only candidate: the choice stays the sweep's
+    code, out, err = cli(capsys, "run", "sweep.yaml", "--cluster", "debug", "--quiet", "--confirm", "--filter", "lr=0.05")
+    assert code == 0, err
+    state = json.loads((folder / "results" / "sweep" / "selection.json").read_text())
+    assert [entry["chosen"] for entry in state["choices"]] == [{"lr": 0.2}]
+    assert "(confirmation): 0 to run" in out  # lr 0.2's confirmation runs are filtered out here
+    code, out, err = cli(capsys, "run", "sweep.yaml", "--cluster", "debug", "--quiet", "--confirm", "--filter", "lr=0.2")
+    assert code == 0, err
+    # the frozen choice's confirmation runs are planned runs now: this launch ran them
+    runs = [json.loads(p.read_text())["spec"] for p in (folder / "results" / "sweep").glob("*/record.json")]
+    assert sorted((r["lr"], r["seed"]) for r in runs if r["seed"] >= 10) == [(0.2, 10), (0.2, 11)]
