@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import write_suite
 from test_launch import fake_record
+from test_model_selection import SUITE as SWEEP_WITH_CONFIRMATION
 
 import harness
 from harness import plugins
@@ -68,18 +69,7 @@ def test_runs_and_cells_of_the_committed_quick_start_import_no_torch():
     assert all(f"{cell['mean']:.2f}" in report for cell in cells)
 
 
-SWEEP = """
-name: sweep
-family: tradeoff
-plugins: [tradeoff.py]
-paper: p
-grid:
-  dataset: [toy]
-  method: [sgd]
-  lr: [0.05, 0.1, 0.2]
-  seed: [0, 1, 2]
-select: {over: [lr], by: val_score}
-"""
+SWEEP = SWEEP_WITH_CONFIRMATION.replace(", confirm: [10, 11]", "")  # chosen on validation, no confirmation
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from test_cli_errors import (
     harness_cli,
     write_suite,
 )
+from test_fewshot_recipes import make_config, quiet
 from torch import nn
 
 import harness.fewshot.train as train_module
@@ -31,7 +32,6 @@ from harness.fewshot.backbones._dropblock import (
     reference_blocks,
 )
 from harness.fewshot.checks import config_problem
-from harness.fewshot.config import KEYS
 from harness.fewshot.heads import HEADS
 from harness.fewshot.heads.svm import (
     crammer_singer_dual,
@@ -41,7 +41,6 @@ from harness.fewshot.heads.svm import (
 )
 from harness.fewshot.methods import METHODS
 from harness.fewshot.train import Trainer, build_backbone
-from harness.keys import REQUIRED
 from harness.suite import load_suite
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -49,16 +48,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SUITE = Path(__file__).resolve().parents[2] / "suites" / "wang2021.yaml"
 
 
-def quiet(_line):
-    pass
-
-
-def make_config(**overrides) -> dict:
-    config = {name: key.default for name, key in KEYS.items() if key.default is not REQUIRED}
-    config.update(dataset="omniglot", shots=1, seed=0, device="cpu", steps=2, val_every=2, val_episodes=3,
-                  test_episodes=3, test_queries=2, queries=2)
-    config.update(overrides)
-    return config
 
 
 # -- DropBlock: the reference mask ---------------------------------------------------------------------
