@@ -50,7 +50,7 @@ from harness.report.shared import (
     latex_pm,
     pm,
     ratio_text,
-    row_label,
+    row_labels,
     tidy_csv,
 )
 from harness.report.tidy import comparison_rows, header
@@ -139,12 +139,12 @@ def dataset_latex(suite, cells, keys: list[str], metric, directions: dict, margi
 def task_figure(cells, keys: list[str], dataset: str, directions: dict, highlight: str, folder) -> dict | None:
     """``<dataset>-tasks.png``: a panel per task (when at most MAX_TASK_COLUMNS) and one for
     the average; per row a bar at the mean over seeds with its 95% interval."""
-    panels = []
+    panels, labels = [], dict(zip(map(id, cells), row_labels(cells, keys)))
     for name in task_names(cells):
-        bars = tuple(plots.Bar(row_label(c.key, keys), c.parts[name].mean, c.parts[name].half_width,
+        bars = tuple(plots.Bar(labels[id(c)], c.parts[name].mean, c.parts[name].half_width,
                                c.key["method"] == highlight) for c in cells if name in c.parts)
         panels.append(plots.Panel(name + arrow(directions.get(name) or "higher"), bars, ylabel="test metric"))
-    bars = tuple(plots.Bar(row_label(c.key, keys), c.mean, c.ci95, c.key["method"] == highlight) for c in cells)
+    bars = tuple(plots.Bar(labels[id(c)], c.mean, c.ci95, c.key["method"] == highlight) for c in cells)
     panels.append(plots.Panel("average", bars, ylabel="average (%)", bounds=cells[0].metric.bounds if cells else None))
     name = plots.file_name(dataset, "tasks")
     if plots.draw(panels, folder / name, title=f"{dataset}: test metrics, mean over seeds ± 95% t-interval") is None:
@@ -163,7 +163,8 @@ def cost_figure(cells, keys: list[str], dataset: str, highlight: str, folder) ->
                (lambda c: c.ratios["memory_vs_unitary"], "peak memory × unitary", 1.0)) if relative else (
         (lambda c: c.cost["seconds_per_step"], "seconds per step", None),
         (lambda c: c.cost["peak_bytes"] / 2**20, "peak memory (MB)", None))
-    panels = [plots.Panel(title, tuple(plots.Bar(row_label(c.key, keys), float(value(c)), highlight=c.key["method"] == highlight)
+    labels = dict(zip(map(id, cells), row_labels(cells, keys)))
+    panels = [plots.Panel(title, tuple(plots.Bar(labels[id(c)], float(value(c)), highlight=c.key["method"] == highlight)
                                        for c in cells if math.isfinite(value(c))), reference=reference)
               for value, title, reference in figures]
     name = plots.file_name(dataset, "cost")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from harness import claims as rules
 from harness.report.cells import grouped
-from harness.report.shared import latex_escape, latex_table, p_text
+from harness.report.shared import latex_escape, latex_table, p_text, usual_variants
 from harness.suite_report import matches
 
 COST_WORDS = {"train_seconds": "training seconds", "train_gpu_hours": "training GPU-hours",
@@ -64,9 +64,14 @@ class ClaimResult:
         return self.spec.test == "cost_at_most"
 
 
-def side_text(cell, names: list[str]) -> str:
+def side_text(cell, names: list[str], usual: dict | None = None) -> str:
+    """A side's cell in a claim's table: the value of the one compared key, or key=value of
+    each; then the method's variants where the cell's is not the ``usual`` one ("imtl
+    (imtl_solver=official)")."""
     values = [str(cell.key.get(k)) for k in names]
-    return values[0] if len(values) == 1 else ", ".join(f"{k}={v}" for k, v in zip(names, values))
+    text = values[0] if len(values) == 1 else ", ".join(f"{k}={v}" for k, v in zip(names, values))
+    other = [f"{k}={cell.key.get(k)}" for k, value in (usual or {}).items() if cell.key.get(k) != value]
+    return f"{text} ({', '.join(other)})" if other else text
 
 
 def first_config(cell) -> dict:
@@ -110,22 +115,42 @@ def evaluate(suite, sections: dict, pairings: dict, keys: list[str], alpha: floa
     return results
 
 
-def one_claim(spec, cells: list, pairing, keys: list[str], margin, alpha: float) -> ClaimResult:
+def claim_keys(spec, keys: list[str]) -> tuple[list[str], list[str]]:
+    """(the keys naming a claim cell, the keys naming a side): a claim compares the keys of
+    its side A (``method``) and, with the method, the method's variants (``CellKeys.variants``:
+    the official IMTL is one more B cell beside the exact one)."""
     compared = list(spec.a)
-    cell_keys = [k for k in keys if k not in compared]
+    if "method" in compared:
+        compared += [k for k in getattr(keys, "variants", ()) if k not in compared]
+    return [k for k in keys if k not in compared], compared
+
+
+def claim_sides(spec, cells: list, keys: list[str]) -> list[tuple]:
+    """(claim cell values, side A's cells, side B's cells) of each claim cell where both
+    sides ran (kept by the claim's ``where``); ``one_claim`` tests each A cell against each
+    B cell in this order, and the sequential decisions follow the same order."""
+    cell_keys, _ = claim_keys(spec, keys)
     kept = [cell for cell in cells if matches(first_config(cell), spec.where)]
-    parts = []
-    for _, group in grouped(kept, cell_keys):
+    found = []
+    for values, group in grouped(kept, cell_keys):
         a_side = [cell for cell in group if matches(first_config(cell), spec.a)]
         b_side = [cell for cell in group if matches(first_config(cell), spec.b)]
-        if not a_side or not b_side:
-            continue
+        if a_side and b_side:
+            found.append((dict(zip(cell_keys, values)), a_side, b_side))
+    return found
+
+
+def one_claim(spec, cells: list, pairing, keys: list[str], margin, alpha: float) -> ClaimResult:
+    compared = list(spec.a)
+    parts = []
+    for cell, a_side, b_side in claim_sides(spec, cells, keys):
         sign = 1.0 if a_side[0].metric.direction == "higher" else -1.0
         best = max(b_side, key=lambda cell: sign * cell.mean) if spec.versus == "best" else None
+        usual = usual_variants(a_side + b_side, claim_keys(spec, keys)[1][len(compared):])
         for a in a_side:
             for b in b_side:
-                names = (side_text(a, compared), side_text(b, compared))
-                parts.append(Part({k: a.key[k] for k in cell_keys}, *names, part_claim(spec, a, b, pairing, margin, alpha, names),
+                names = (side_text(a, compared, usual), side_text(b, compared, usual))
+                parts.append(Part(cell, *names, part_claim(spec, a, b, pairing, margin, alpha, names),
                                   (len(a.seeds), len(b.seeds)), b is best))
     statement = describe(spec, margin)
     if not parts:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.report import plots
 from harness.report.cells import grouped
-from harness.report.shared import comparison_keys
+from harness.report.shared import CellKeys, comparison_keys, row_labels
 
 MAX_COST_PANELS = 36  # 12 rows of 3: every (dataset, ways, shots) of a paper, not a sweep's every setting
 
@@ -35,7 +35,10 @@ def cost_figure(name: str, cells: list, keys: list[str], folder, metric) -> dict
     for values, group in grouped(cells, by):
         title = panel_title(by, values)
         left_out += [f"{title} {cell.key['method']}".strip() for cell in group if not math.isfinite(cell.cost[column])]
-        points = tuple(cost_point(cell, column) for cell in group if math.isfinite(cell.cost[column]))
+        variants = getattr(keys, "variants", ())
+        labels = row_labels(group, CellKeys(["method", *variants], variants))  # the group's keys are in the title
+        points = tuple(cost_point(cell, column, label) for cell, label in zip(group, labels)
+                       if math.isfinite(cell.cost[column]))
         panels.append(plots.Panel(title or name, points, xlabel=f"training {cost} per run", ylabel=f"{metric.name}{unit}",
                                   log_x=plots.use_log_scale(costs), bounds=metric.bounds))
     file = plots.file_name(f"{metric.name}_vs_training_cost")
@@ -51,10 +54,10 @@ def cost_figure(name: str, cells: list, keys: list[str], folder, metric) -> dict
     return {"file": file, "alt": f"{metric.name} against training {cost}", "caption": caption, "left_out": left_out}
 
 
-def cost_point(cell, column: str) -> plots.Point:
+def cost_point(cell, column: str, label: str) -> plots.Point:
     """A cell as a point: x its training cost, y its mean, its interval, its reported number."""
     reported = cell.reported.value if cell.reported is not None else None
-    return plots.Point(cell.key["method"], float(cell.cost[column]), float(cell.mean), float(cell.ci95),
+    return plots.Point(label, float(cell.cost[column]), float(cell.mean), float(cell.ci95),
                        float(reported) if reported is not None and math.isfinite(reported) else None)
 
 

@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 
 from harness import confirmation, families
+from harness.report.shared import CellKeys
 from harness.selection import Choice, choose, oracle
 from harness.stats import t_interval
 
@@ -51,7 +52,7 @@ def apply(suite, runs, keys: list[str], store=None, with_oracle: bool = False) -
     family = families.get(suite.family)
     direction = next(m.direction for m in family.validation if m.name == select.by)
     test = family.headline
-    cell_keys = [key for key in keys if key not in select.over]
+    cell_keys = CellKeys([key for key in keys if key not in select.over], getattr(keys, "variants", ()))
     rows = plain_runs(runs, select.by, test.name)
     frozen = confirmation.frozen(confirmation.load(store) if store is not None else None, cell_keys)
     choices = choose(rows, cell_keys, select.over, select.by, direction, select.per, select.seeds, select.confirm)

@@ -31,8 +31,7 @@ from scipy import special
 from harness import claims as claim_rules
 from harness import families
 from harness.claims import WORDS as CLAIM_WORDS
-from harness.report.cells import grouped
-from harness.report.claims import first_config
+from harness.report.claims import claim_sides
 from harness.report.verdicts import our_side
 from harness.reproduction import OurSide, ReportedSide, reported_side
 from harness.sequential import (
@@ -44,7 +43,6 @@ from harness.sequential import (
     sequential_reproduction,
 )
 from harness.sequential_t import sequential_holm, t_levels
-from harness.suite_report import matches
 from harness.tost import INCONCLUSIVE, REFUTED, SUPPORTED
 
 ALPHA = 0.05
@@ -186,22 +184,6 @@ def cell_decision(models, cell, max_seeds: int, alpha: float) -> CellDecision:
                if kept else None)
     return CellDecision(dict(cell.key), metric, counts[-1], verdict, cell.verdict,
                         our_side(cell) if counts[-1] > 1 else None, side, entry.margin)
-
-
-def claim_sides(claim, cells: list, keys: list[str]) -> list[tuple]:
-    """(claim cell values, side A's cells, side B's cells) of each claim cell where both
-    sides ran, in the order of ``harness.report.claims.one_claim`` (whose parts are each
-    A cell against each B cell, in this order)."""
-    compared = list(claim.a)
-    cell_keys = [k for k in keys if k not in compared]
-    kept = [cell for cell in cells if matches(first_config(cell), claim.where)]
-    found = []
-    for values, group in grouped(kept, cell_keys):
-        a_side = [cell for cell in group if matches(first_config(cell), claim.a)]
-        b_side = [cell for cell in group if matches(first_config(cell), claim.b)]
-        if a_side and b_side:
-            found.append((dict(zip(cell_keys, values)), a_side, b_side))
-    return found
 
 
 def claim_seeds(result) -> int:

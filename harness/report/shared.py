@@ -15,22 +15,55 @@ from harness.report.plots import file_name
 # -- keys -----------------------------------------------------------------------------
 
 
-def group_keys(suite) -> list[str]:
+class CellKeys(list):
+    """The keys naming a cell (``group_keys``); ``variants``: those among them that only
+    methods read (an optimizer's solver, ``imtl_solver``). A variant names a cell of its own
+    but not a comparison group: the official IMTL is compared with the other methods of its
+    dataset, as the exact one is."""
+
+    def __init__(self, keys=(), variants=()):
+        super().__init__(keys)
+        self.variants = tuple(variants)
+
+
+def group_keys(suite) -> CellKeys:
     """The columns naming a cell: the family's plan columns and every varying axis, no seed."""
     family = families.get(suite.family)
     keys = [k for k in family.plan_columns if k != "seed"]
-    return keys + [axis for axis in suite.axes if axis not in keys and axis != "seed"]
+    keys += [axis for axis in suite.axes if axis not in keys and axis != "seed"]
+    owners = family.schema.owners
+    return CellKeys(keys, [k for k in keys if owners.get(k) and all(on == "method" for on, _ in owners[k])])
 
 
 def comparison_keys(keys: list[str]) -> list[str]:
-    """The keys of a comparison group (the cells compared with each other): a cell's keys but the method."""
-    return [k for k in keys if k != "method"]
+    """The keys of a comparison group (the cells compared with each other): a cell's keys but
+    the method and the method's variants (``CellKeys.variants``)."""
+    variants = getattr(keys, "variants", ())
+    return [k for k in keys if k != "method" and k not in variants]
 
 
-def row_label(key: dict, keys: list[str]) -> str:
-    """A cell's name in a figure or a per-task table: its method, with the other varying axes."""
-    extra = [f"{k}={key[k]}" for k in keys if k not in ("dataset", "method")]
+def row_label(key: dict, keys: list[str], usual: dict | None = None) -> str:
+    """A cell's name in a figure or a per-task table: its method, with the other varying
+    axes; a method's variant only where it is not the ``usual`` one (``usual_variants``)."""
+    variants = getattr(keys, "variants", ())
+    extra = [f"{k}={key[k]}" for k in keys if k not in ("dataset", "method")
+             and (k not in variants or usual is None or key[k] != usual.get(k))]
     return key["method"] + (f" ({', '.join(extra)})" if extra else "")
+
+
+def usual_variants(cells: list, variants) -> dict:
+    """Each variant key's most common value among ``cells`` (the first seen on a tie)."""
+    usual = {}
+    for k in variants:
+        values = [cell.key.get(k) for cell in cells]
+        usual[k] = max(dict.fromkeys(values), key=values.count)
+    return usual
+
+
+def row_labels(cells: list, keys: list[str]) -> list[str]:
+    """``row_label`` of each cell, its method's variants shown where they are not the usual ones."""
+    usual = usual_variants(cells, getattr(keys, "variants", ()))
+    return [row_label(cell.key, keys, usual) for cell in cells]
 
 
 # -- verdicts in words ------------------------------------------------------------------

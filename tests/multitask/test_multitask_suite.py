@@ -355,3 +355,53 @@ def test_csv_of_two_datasets_is_one_tidy_table_with_each_datasets_own_tasks():
     assert float(left["value"]) == 91.0 and float(left["ci95"]) == pytest.approx((high - low) / 2) and left["seeds"] == "2"
     smiling = next(r for r in rows if r["row"] == "cell" and r["metric"] == "Smiling")
     assert smiling["ci95"] == "" and smiling["direction"] == "higher"  # one seed: no interval
+
+
+VARIANTS = TINY.replace("""grid:
+  dataset: [multi_mnist]
+  method: [unitary, pcgrad]
+  seed: [0, 1]
+""", """grid:
+  - dataset: [multi_mnist]
+    method: [unitary, imtl]
+    seed: [0, 1, 2, 3]
+  - dataset: [multi_mnist]
+    method: [imtl]
+    imtl_solver: [official]
+    seed: [0, 1, 2, 3]
+report: {baseline: unitary, margin: 1.0}
+claims:
+  - {name: u, test: not_worse, a: {method: unitary}, b: {method: imtl}, margin: 1.0, quote: q, source: {paper: P}}
+""")
+
+
+def test_a_methods_variant_is_compared_with_the_other_methods_of_its_dataset(tmp_path):
+    """imtl_solver is read by imtl alone: the official IMTL is a row of its own, compared with
+    unitary paired by seed (as the exact one), ranked against every row, and one more part
+    of a claim about imtl; a key every method reads (as a dataset) would split the groups."""
+    suite = load_suite(write_suite(tmp_path, VARIANTS))
+    store = Store(tmp_path / "results", suite.name)
+    means = {("unitary", "exact"): 90.0, ("imtl", "exact"): 89.0, ("imtl", "official"): 85.0}
+    values = {}
+    for spec in expand(suite):
+        key, seed = (spec.config["method"], spec.config["imtl_solver"]), spec.config["seed"]
+        average = means[key] + 0.3 * np.sin(seed + len(key[1])) + 0.1 * seed
+        values.setdefault(key, {})[seed] = average
+        store.write_record(fake_record(spec, average, {"left": average, "right": average}, 0.01, 1 << 20))
+    report = compute(suite, store)
+    cells = {(c.key["method"], c.key["imtl_solver"]): c for c in report.sections[0].cells}
+    assert set(cells) == set(means)
+    compared = {(c.key["method"], c.key["imtl_solver"]): c for c in report.sections[0].comparisons}
+    assert set(compared) == {("imtl", "exact"), ("imtl", "official")}
+    seeds = range(4)
+    for key, comparison in compared.items():
+        difference = [values[key][s] - values["unitary", "exact"][s] for s in seeds]
+        assert comparison.paired and comparison.n == 4
+        assert comparison.difference == pytest.approx(np.mean(difference))
+    assert cells["unitary", "exact"].vs_best == "best"
+    assert cells["imtl", "official"].vs_best == "not shown within δ of the best"  # 5 points behind
+    (claim,) = report.claims
+    assert [(p.a, p.b) for p in claim.parts] == [("unitary", "imtl"), ("unitary", "imtl (imtl_solver=official)")]
+    text, _ = build(suite, store, "markdown")
+    assert "no baseline run in this group" not in text
+    assert "imtl (imtl_solver=official)" in text
