@@ -11,6 +11,7 @@ run used CUDA, the peak bytes torch allocated on the GPU (reset before the train
 from __future__ import annotations
 
 import datetime
+import json
 import math
 import os
 import platform
@@ -28,9 +29,9 @@ import submitit
 import harness
 from harness import HarnessError
 from harness.api import load_target
-from harness.record import CHECKPOINT
+from harness.record import ATTEMPTS, CHECKPOINT
 from harness.spec import RunSpec
-from harness.store import Store
+from harness.store import Store, write_json_atomic
 
 ALREADY_DONE = "already done by another worker"
 SAMPLES_TOLERANCE = 1e-9  # relative: the samples' mean and the number differ by float rounding only
@@ -173,10 +174,15 @@ class Job(submitit.helpers.Checkpointable):
             store.release_running(run_id, lock)
             print(f"run {run_id}: {ALREADY_DONE}; not trained again", flush=True)
             return {"run_id": run_id, "status": "done", "skipped": ALREADY_DONE}
+        attempts = store.run_dir(run_id) / ATTEMPTS
         try:
             started, clock = now(), time.perf_counter()
-            with RunLog(log_path, lambda info: store.update_running(run_id, {**marker, **info})) as log:
-                record = self._run(log, store.run_dir(run_id) / CHECKPOINT)
+            try:
+                with RunLog(log_path, lambda info: store.update_running(run_id, {**marker, **info})) as log:
+                    record = self._run(log, store.run_dir(run_id) / CHECKPOINT)
+            except BaseException:  # stopped (preemption, time-out, Ctrl-C): its time counts in the run's total
+                earlier_attempts(attempts, add=time.perf_counter() - clock)
+                raise
             record.update({
                 "run_id": run_id,
                 "suite": self.spec.suite,
@@ -187,9 +193,13 @@ class Job(submitit.helpers.Checkpointable):
                 "finished": now(),
                 "log": f"{self.spec.suite}/{run_id}/{log_path.name}",  # relative to the results folder
             })
-            record["timing"]["total_seconds"] = time.perf_counter() - clock
+            earlier = earlier_attempts(attempts)
+            # The wall-clock of every attempt: a run resumed after a preemption cost its earlier attempts too.
+            record["timing"]["total_seconds"] = sum(earlier) + time.perf_counter() - clock
+            record["timing"]["attempts"] = len(earlier) + 1
             store.write_record(record)
             (store.run_dir(run_id) / CHECKPOINT).unlink(missing_ok=True)
+            attempts.unlink(missing_ok=True)
         finally:
             store.release_running(run_id, lock)
         return {"run_id": run_id, "status": record["status"]}
@@ -248,6 +258,19 @@ class Job(submitit.helpers.Checkpointable):
             "error": error,
         }
 
+
+
+def earlier_attempts(path: Path, add: float | None = None) -> list[float]:
+    """The seconds of a run's earlier, stopped attempts (``ATTEMPTS`` in its folder), after
+    adding ``add`` when given. Unreadable: none (the total then counts from this attempt)."""
+    try:
+        seconds = [float(s) for s in json.loads(path.read_text())["seconds"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        seconds = []
+    if add is not None:
+        seconds.append(add)
+        write_json_atomic(path, {"seconds": seconds})
+    return seconds
 
 
 LOG_LIMIT_BYTES = 256 * 1024  # a run.log beyond this moves to run.log.1, .2, ... (kept, never committed)

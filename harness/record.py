@@ -21,6 +21,7 @@ RUNNING = "running.json"  # in a run folder while a worker holds RUNNING_LOCK: w
 RUNNING_LOCK = "running.lock"
 RUN_LOG = "run.log"  # and run.log.1, .2, ... (older lines)
 CHECKPOINT = "checkpoint.pt"  # removed once the record is written
+ATTEMPTS = "attempts.json"  # the seconds of a run's stopped attempts (preempted, Ctrl-C), removed with the checkpoint
 LAUNCHES = "launches"  # <launch id>.json: which job ran which run
 SUBMITIT = ".submitit"  # <launch id>/: submitit's and the fork server's logs
 CACHE_DIR = ".cache"  # the store's scan cache (never committed)

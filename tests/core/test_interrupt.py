@@ -102,12 +102,19 @@ def test_ctrl_c_saves_every_checkpoint_prints_one_line_and_resumes_identically(s
     assert len(checkpoints) == 2, f"a run lost its checkpoint: {checkpoints}\n{err}"
     assert not records(results)
     assert not list(results.glob("interrupt/*/running.json"))
+    # the stopped attempts' wall-clock, each past the 3 s of training and the 2.5 s save
+    stopped = {p.parent.name: json.loads(p.read_text())["seconds"] for p in results.glob("interrupt/*/attempts.json")}
+    assert len(stopped) == 2 and all(len(s) == 1 and s[0] > 5 for s in stopped.values()), stopped
     resumed = cli(suite, results, "run", "suite.yaml", "--quiet")
     assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
     logs = [p.read_text() for p in results.glob("interrupt/*/run.log")]
     assert all("resumed from checkpoint at step" in log for log in logs)
     after = {r["spec"]["seed"]: r["metrics"] for r in records(results).values()}
     assert after == reference
+    for run_id, record in records(results).items():  # the total counts both attempts
+        timing = record["timing"]
+        assert timing["attempts"] == 2 and timing["total_seconds"] > stopped[run_id][0] + timing["train_seconds"]
+    assert not list(results.glob("interrupt/*/attempts.json"))
 
 
 def test_a_run_killed_outright_is_run_again_at_once_to_the_same_record(suite, reference):
