@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness import families
-from harness.cli import main, parse_filters
+from harness.cli import confirmation_configs, main, parse_filters, round_configs
 from harness.spec import expand
 from harness.staleness import stale_warnings
 from harness.store import Store
@@ -42,10 +42,12 @@ def test_every_committed_record_is_a_valid_done_record_of_the_current_plan(name)
     suite = load_suite(ROOT / suite_file)
     if filters:
         suite = dataclasses.replace(suite, keep=(parse_filters(filters, suite.keys),))
-    specs = list(expand(suite))
+    store = Store(RESULTS, name)
+    # the plan as `harness plan` makes it: the grid, and the confirmation runs `run --confirm` froze
+    specs = list(expand(suite, round_configs(suite, store, quiet=True) + confirmation_configs(suite, store)))
     records = sorted(path.parent.name for path in folder.glob("*/record.json"))
     assert records, f"no records in {folder}"
-    scan = Store(RESULTS, name).scan(specs)
+    scan = store.scan(specs)
     assert scan.warnings == [] and scan.unplanned == 0
     done = [spec for spec in specs if scan.states[spec.run_id].status == "done"]
     assert sorted(spec.run_id for spec in done) == records  # every record is one of the plan's done runs
