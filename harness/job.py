@@ -269,7 +269,10 @@ def earlier_attempts(path: Path, add: float | None = None) -> list[float]:
         seconds = []
     if add is not None:
         seconds.append(add)
-        write_json_atomic(path, {"seconds": seconds})
+        try:
+            write_json_atomic(path, {"seconds": seconds})
+        except OSError:
+            pass  # a stopped run's own exception matters more than its bookkeeping
     return seconds
 
 

@@ -245,3 +245,15 @@ def test_a_worker_skips_a_run_another_finished_but_a_forced_rerun_trains_again(t
 @pytest.fixture(autouse=True)
 def _own_results(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_RESULTS", str(tmp_path / "results"))
+
+
+def test_the_stopped_attempts_seconds_add_up_and_an_unreadable_file_counts_none(tmp_path):
+    from harness.job import earlier_attempts
+
+    path = tmp_path / "attempts.json"
+    assert earlier_attempts(path) == []
+    earlier_attempts(path, add=3.0)
+    assert earlier_attempts(path, add=2.0) == [3.0, 2.0] == earlier_attempts(path)
+    path.write_text("{not json")
+    assert earlier_attempts(path) == []  # the total then counts this attempt only, and the run is not failed
+    assert earlier_attempts(tmp_path / "missing" / "attempts.json", add=1.0) == [1.0]  # unwritable: no error
