@@ -142,11 +142,12 @@ def claim_sides(spec, cells: list, keys: list[str]) -> list[tuple]:
 
 def one_claim(spec, cells: list, pairing, keys: list[str], margin, alpha: float) -> ClaimResult:
     compared = list(spec.a)
+    variants = [k for k in claim_keys(spec, keys)[1] if k not in compared]  # shown only where unusual
     parts = []
     for cell, a_side, b_side in claim_sides(spec, cells, keys):
         sign = 1.0 if a_side[0].metric.direction == "higher" else -1.0
         best = max(b_side, key=lambda cell: sign * cell.mean) if spec.versus == "best" else None
-        usual = usual_variants(a_side + b_side, claim_keys(spec, keys)[1][len(compared):])
+        usual = usual_variants(a_side + b_side, variants)
         for a in a_side:
             for b in b_side:
                 names = (side_text(a, compared, usual), side_text(b, compared, usual))

@@ -32,11 +32,12 @@ def cost_figure(name: str, cells: list, keys: list[str], folder, metric) -> dict
     costs = [cell.cost[column] for cell in cells if math.isfinite(cell.cost[column])]
     unit = f" ({metric.unit})" if metric.unit else ""
     panels, left_out = [], []
+    variants = getattr(keys, "variants", ())
+    label_keys = CellKeys(["method", *variants], variants)  # the group's other keys are in the panel's title
     for values, group in grouped(cells, by):
         title = panel_title(by, values)
         left_out += [f"{title} {cell.key['method']}".strip() for cell in group if not math.isfinite(cell.cost[column])]
-        variants = getattr(keys, "variants", ())
-        labels = row_labels(group, CellKeys(["method", *variants], variants))  # the group's keys are in the title
+        labels = row_labels(group, label_keys)
         points = tuple(cost_point(cell, column, label) for cell, label in zip(group, labels)
                        if math.isfinite(cell.cost[column]))
         panels.append(plots.Panel(title or name, points, xlabel=f"training {cost} per run", ylabel=f"{metric.name}{unit}",
