@@ -144,4 +144,6 @@ def test_the_paper_suite_has_the_scripts_per_method_settings():
     assert all(c["steps"] == 2_000_000 and c["batch_size"] == 1280 and c["buffer_capacity"] == 4_000_000
                and c["horizon"] == 150 and c["mgda_normalization"] == "l2" and not c["imtl_learn_scales"]
                for c in configs)
+    assert all(c[key] == "official" for c in configs for method, key in (("imtl", "imtl_solver"), ("mgda_ub", "mgda_solver"))
+               if c["method"] == method)
     assert all(combination_problem(c) is None for c in configs)
